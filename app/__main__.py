@@ -1,0 +1,51 @@
+"""`python -m app`: run the service; on the built-in HubSpot sandbox when no token is set."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+
+import uvicorn
+
+from . import config, logs
+from .hubspot import HubSpotClient
+from .sandbox import Sandbox, SandboxServer
+from .server import create_app
+
+log = logging.getLogger("app")
+
+
+def main() -> None:
+    try:
+        settings = config.load(os.environ)
+    except config.ConfigError as exc:
+        sys.exit(f"configuration error: {exc}")
+    logs.configure(settings.log_level, settings.log_format, settings.token)
+    sandbox_server = None
+    if settings.token is None:
+        sandbox = Sandbox(contacts=settings.sandbox_contacts)
+        sandbox_server = SandboxServer(sandbox).start()
+        settings = dataclasses.replace(settings, token=sandbox.token, base_url=sandbox_server.url)
+        log.info("No HUBSPOT_ACCESS_TOKEN set: serving from the built-in HubSpot sandbox "
+                 "(%d fake contacts at %s). Set HUBSPOT_ACCESS_TOKEN to use a real portal.",
+                 settings.sandbox_contacts, sandbox_server.url)
+    else:
+        log.info("Serving HubSpot contacts from %s", settings.base_url)
+    for name in settings.ignored:
+        log.warning("%s is set but has no effect: the _updated token already orders and "
+                    "breaks ties, so the export is always strictly after since", name)
+    client = HubSpotClient(settings)
+    app = create_app(settings, client, on_sandbox=sandbox_server is not None)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port,
+                    log_config=None, access_log=True)
+    finally:
+        client.close()
+        if sandbox_server is not None:
+            sandbox_server.stop()
+
+
+if __name__ == "__main__":
+    main()

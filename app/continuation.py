@@ -1,0 +1,242 @@
+"""Continuation: the `since` tokens Sesam hands back, and the keyset walk over HubSpot search.
+
+Everything here is pure (no I/O) so that it can be tested exhaustively.
+
+A contact's position in the export is its *key*: ``(modified_ms, id)``. Sesam sees the key
+as ``_updated``, a fixed-width string that sorts bytewise exactly like the key::
+
+    2024-03-05T10:11:12.345Z_0000000000000012345
+
+The millisecond part makes the token readable for an operator; the zero-padded id breaks
+ties, because HubSpot puts thousands of contacts on one millisecond in bulk updates and a
+page boundary must never split a tie and lose the rest of it.
+
+HubSpot search sorts by one property only, and returns ties in no particular order. The
+walk (`KeysetWalk`) therefore never trusts the order inside a tie: it emits a millisecond
+only once it has seen all of it, and reads a millisecond that fills whole pages by itself
+with a second kind of query sorted by id.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Literal
+
+ID_WIDTH = 19  # digits of the largest 64-bit id; HubSpot ids are 64-bit integers
+ALL_IDS = 10**ID_WIDTH  # an id above every real one: (ms, ALL_IDS) is after all of ms
+MIN_MS = 0  # 1970-01-01T00:00:00.000Z
+MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: the last instant with a 4-digit year
+
+Key = tuple[int, int]
+"""A position in the export: (modified epoch ms, contact id)."""
+
+START: Key = (MIN_MS - 1, ALL_IDS)
+"""Before every contact: the position of a full export."""
+
+_TOKEN = re.compile(
+    r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)_(\d{%d})" % ID_WIDTH, re.ASCII
+)
+_EPOCH_MS = re.compile(r"-?\d{1,30}", re.ASCII)
+
+
+class InvalidSince(ValueError):
+    """A `since` value that is neither a token this service issued nor a timestamp."""
+
+
+def parse_timestamp(value: str) -> int:
+    """Epoch milliseconds of an ISO-8601 timestamp as HubSpot writes them (with or
+    without fractional seconds, `Z` or an offset) or of an epoch-millisecond string."""
+    value = value.strip()
+    if _EPOCH_MS.fullmatch(value):
+        ms = int(value)
+    else:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"not an ISO-8601 timestamp: {value[:80]!r}") from None
+        if parsed.tzinfo is None:
+            # HubSpot timestamps are UTC; a zoneless value is read the same way.
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        ms = _datetime_to_ms(parsed)
+    if not MIN_MS <= ms <= MAX_MS:
+        raise ValueError(f"timestamp {value[:80]!r} is outside 1970-01-01 .. 9999-12-31")
+    return ms
+
+
+def _datetime_to_ms(moment: datetime) -> int:
+    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def format_ms(ms: int) -> str:
+    """Fixed-width UTC ISO-8601 with milliseconds: sorts bytewise like the number."""
+    if not MIN_MS <= ms <= MAX_MS:
+        raise ValueError(f"epoch ms {ms} is outside 1970-01-01 .. 9999-12-31")
+    seconds, millis = divmod(ms, 1000)
+    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis:03d}Z"
+
+
+def encode_key(key: Key) -> str:
+    """The `_updated` token of a position."""
+    ms, contact_id = key
+    if not 0 <= contact_id < ALL_IDS:
+        raise ValueError(f"contact id {contact_id} does not fit {ID_WIDTH} digits")
+    return f"{format_ms(ms)}_{contact_id:0{ID_WIDTH}d}"
+
+
+def parse_since(since: str | None) -> Key:
+    """The position after which an export resumes.
+
+    - absent: the start (a full export);
+    - a token this service issued: strictly after it (Sesam's `since` is exclusive);
+    - a plain timestamp (ISO-8601 or epoch ms, e.g. a pipe's `initial_since_value`):
+      everything modified at or after it, so nothing on the boundary millisecond is lost.
+    """
+    if since is None:
+        return START
+    match = _TOKEN.fullmatch(since)
+    if match:
+        try:
+            return parse_timestamp(match[1]), int(match[2])
+        except ValueError as exc:
+            raise InvalidSince(f"since={since[:80]!r} is not valid: {exc}") from None
+    if "_" in since:
+        raise InvalidSince(
+            f"since={since[:80]!r} looks like a continuation token but is not one: expected "
+            f"'YYYY-MM-DDTHH:MM:SS.mmmZ_' followed by a {ID_WIDTH}-digit contact id"
+        )
+    try:
+        return parse_timestamp(since) - 1, ALL_IDS
+    except ValueError as exc:
+        raise InvalidSince(
+            f"since={since[:80]!r} is not valid: {exc}. Use a value of _updated this service "
+            "returned, an ISO-8601 timestamp or epoch milliseconds"
+        ) from None
+
+
+def contact_key(contact: dict[str, Any], modified_property: str) -> Key:
+    """The position of a contact from a HubSpot search or list result."""
+    try:
+        return parse_timestamp(contact["properties"][modified_property]), int(contact["id"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"HubSpot contact {contact.get('id')!r} has no usable {modified_property!r}: {exc}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Query:
+    """One search request of the walk.
+
+    ``scan``: contacts after ``after`` up to ``horizon_ms``, sorted by modification time:
+    ``(ms == after.ms and id > after.id) or (after.ms < ms <= horizon_ms)``.
+    ``tie``: contacts on millisecond ``after[0]`` with an id above ``after[1]``, sorted by id.
+    """
+
+    kind: Literal["scan", "tie"]
+    after: Key
+    horizon_ms: int
+
+
+class WalkError(RuntimeError):
+    """HubSpot answered the walk in a way that would lose or repeat contacts."""
+
+
+class KeysetWalk:
+    """Reads every contact after ``start`` up to the horizon, in strictly increasing key order.
+
+    Each page is a fresh query from the last key emitted (keyset paging), so contacts that
+    change during the read cannot shift an offset and be skipped, and the 10,000-result
+    cap of a search query is never reached.
+
+    The horizon is the last millisecond up to which search is known to be complete. When
+    it is not known yet (it comes from HubSpot's clock, i.e. from a response), the first
+    query is open-ended and the caller fixes the horizon before handing over its page::
+
+        while (query := walk.next_query()) is not None:
+            page, has_more, server_ms = run(query)
+            walk.fix_horizon(server_ms - settle_ms)   # no-op once fixed
+            emit(walk.accept(query, page, has_more))
+    """
+
+    def __init__(self, start: Key, horizon_ms: int | None = None) -> None:
+        self._after = start
+        self._horizon_ms = horizon_ms
+        self._tie_ms: int | None = None
+        self._done = False
+
+    @property
+    def position(self) -> Key:
+        """Everything up to this key has been emitted."""
+        return self._after
+
+    @property
+    def horizon_ms(self) -> int | None:
+        return self._horizon_ms
+
+    def fix_horizon(self, horizon_ms: int) -> None:
+        """Set the horizon if it is still unknown; a fixed horizon never moves."""
+        if self._horizon_ms is None:
+            self._horizon_ms = horizon_ms
+
+    def next_query(self) -> Query | None:
+        if self._done:
+            return None
+        horizon = MAX_MS if self._horizon_ms is None else self._horizon_ms
+        return Query("scan" if self._tie_ms is None else "tie", self._after, horizon)
+
+    def accept(
+        self, query: Query, keyed: Iterable[tuple[Key, Any]], has_more: bool
+    ) -> list[tuple[Key, Any]]:
+        """Take one page of results for ``query``; return what may be emitted now, in order.
+
+        ``keyed`` holds (key, contact) pairs in any order; ``has_more`` is HubSpot's word
+        that the query has results beyond this page.
+        """
+        if self._horizon_ms is None:
+            raise WalkError("the horizon must be fixed before the first page is accepted")
+        page = sorted((item for item in keyed if item[0] > self._after), key=lambda i: i[0])
+        within = [item for item in page if item[0][0] <= self._horizon_ms]
+        if query.kind == "tie":
+            return self._accept_tie(within, has_more)
+        if len(within) < len(page):
+            # Results are sorted by time, so everything up to the horizon came before the
+            # first result beyond it: the walk is complete with this page.
+            has_more = False
+        return self._accept_scan(within, has_more)
+
+    def _accept_scan(self, page: list[tuple[Key, Any]], has_more: bool) -> list[tuple[Key, Any]]:
+        if not has_more:
+            self._done = True
+            return self._emit(page)
+        if not page:
+            raise WalkError("HubSpot announced more search results but sent none")
+        last_ms = page[-1][0][0]
+        if page[0][0][0] == last_ms:
+            # The whole page is one millisecond: its order says nothing, so read that
+            # millisecond on its own, sorted by id.
+            self._tie_ms = last_ms
+            if self._after[0] != last_ms:
+                self._after = (last_ms, -1)
+            return []
+        # The last millisecond on the page may go on in the next one: hold it back, and
+        # the next query (from the last key emitted) reads it again whole.
+        return self._emit([item for item in page if item[0][0] < last_ms])
+
+    def _accept_tie(self, page: list[tuple[Key, Any]], has_more: bool) -> list[tuple[Key, Any]]:
+        page = [item for item in page if item[0][0] == self._tie_ms]
+        if has_more and not page:
+            raise WalkError("HubSpot announced more results on one millisecond but sent none")
+        emitted = self._emit(page)
+        if not has_more:
+            # The millisecond is complete: scan on from its last id.
+            self._tie_ms = None
+        return emitted
+
+    def _emit(self, page: list[tuple[Key, Any]]) -> list[tuple[Key, Any]]:
+        if page:
+            self._after = page[-1][0]
+        return page

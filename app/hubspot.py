@@ -1,0 +1,258 @@
+"""HubSpot CRM v3 contacts client: search, archived listing and the property catalogue.
+
+One pooled HTTP session per service, Bearer authentication, connect and read timeouts on
+every call, a client-side request budget shared by all concurrent exports (search has its
+own, smaller one), and bounded retries with backoff for what HubSpot says is passing (429,
+423, 5xx, broken connections). Every failure that remains becomes an `UpstreamError` that
+says what went wrong, never with the token in it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import requests
+import tenacity
+from pyrate_limiter import Duration, Limiter, Rate
+from requests.adapters import HTTPAdapter
+
+from .config import Settings
+from .continuation import ALL_IDS, MAX_MS, Query
+from .errors import UpstreamError
+
+log = logging.getLogger(__name__)
+
+ID_PROPERTY = "hs_object_id"
+RETRYABLE_STATUS = frozenset({423, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of HubSpot results, and HubSpot's clock when it answered (epoch ms)."""
+
+    results: list[dict[str, Any]]
+    has_more: bool
+    server_ms: int
+    next_after: str | None = None
+
+
+def search_body(
+    query: Query, modified_property: str, properties: list[str], limit: int
+) -> dict[str, Any]:
+    """The search request of one step of the keyset walk (see `continuation.Query`)."""
+    ms, last_id = query.after
+
+    def where(operator: str, value: int, name: str = modified_property) -> dict[str, str]:
+        return {"propertyName": name, "operator": operator, "value": str(value)}
+
+    if query.kind == "tie":
+        groups = [[where("EQ", ms), where("GT", last_id, ID_PROPERTY)]]
+        sort = ID_PROPERTY
+    else:
+        upper = [] if query.horizon_ms >= MAX_MS else [where("LTE", query.horizon_ms)]
+        if last_id == -1:  # all of millisecond `ms` is still to come
+            groups = [[where("GTE", ms), *upper]]
+        else:
+            groups = [[where("GTE", ms + 1), *upper]]
+            if last_id < ALL_IDS:  # the rest of millisecond `ms`
+                groups.insert(0, [where("EQ", ms), where("GT", last_id, ID_PROPERTY)])
+        sort = modified_property
+    return {
+        "filterGroups": [{"filters": filters} for filters in groups],
+        "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+        "properties": properties,
+        "limit": limit,
+    }
+
+
+def _server_ms(response: requests.Response) -> int:
+    """HubSpot's clock from the Date header (whole seconds, so never ahead of HubSpot)."""
+    try:
+        return int(email.utils.parsedate_to_datetime(response.headers["Date"]).timestamp()) * 1000
+    except (KeyError, TypeError, ValueError):
+        return int(time.time() * 1000)
+
+
+class HubSpotClient:
+    """The service's one connection to HubSpot. Thread-safe."""
+
+    def __init__(self, settings: Settings, session: requests.Session | None = None) -> None:
+        if settings.token is None:
+            raise ValueError("HubSpotClient needs an access token")
+        self._settings = settings
+        self._token = settings.token
+        self._api = settings.base_url + "/crm/v3"
+        self._session = session or requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._session.headers.update(
+            {"Authorization": f"Bearer {settings.token}", "Accept": "application/json",
+             "User-Agent": "hubspot-sesam-contacts/0.1"}
+        )
+        self._search_budget = Limiter(Rate(settings.search_rate_per_second, Duration.SECOND))
+        self._general_budget = Limiter(Rate(settings.general_rate_per_10s, 10 * Duration.SECOND))
+        self._catalogue_lock = threading.Lock()
+        self._catalogue: tuple[float, list[str]] | None = None
+        self.calls = 0  # HubSpot requests sent, retries included (read by metrics and logs)
+        self.retries = 0
+
+    # -- public API -------------------------------------------------------------------
+
+    def property_names(self) -> list[str]:
+        """The properties to export: the configured list, else HubSpot's whole catalogue
+        (cached for `properties_cache_seconds`). Always includes the two the walk keys on."""
+        required = [self._settings.modified_property, ID_PROPERTY]
+        if self._settings.properties:
+            return list(dict.fromkeys([*self._settings.properties, *required]))
+        with self._catalogue_lock:
+            now = time.monotonic()
+            if self._catalogue is None or now - self._catalogue[0] > self._settings.properties_cache_seconds:
+                data, _ = self._call("GET", "/properties/contacts", budget=self._general_budget)
+                names = [p["name"] for p in data.get("results", []) if isinstance(p, dict) and "name" in p]
+                self._catalogue = (now, list(dict.fromkeys([*names, *required])))
+            return self._catalogue[1]
+
+    def search(self, body: dict[str, Any]) -> Page:
+        data, server_ms = self._call(
+            "POST", "/objects/contacts/search", json=body, budget=self._search_budget
+        )
+        return Page(data.get("results", []), bool(data.get("paging", {}).get("next")), server_ms)
+
+    def archived_pages(self) -> Iterator[Page]:
+        """Every archived (deleted) contact, a list-API page at a time (ids and archivedAt)."""
+        after: str | None = None
+        while True:
+            params = {"archived": "true", "limit": self._settings.list_page_size,
+                      "properties": self._settings.modified_property}
+            if after is not None:
+                params["after"] = after
+            data, server_ms = self._call(
+                "GET", "/objects/contacts", params=params, budget=self._general_budget
+            )
+            after = data.get("paging", {}).get("next", {}).get("after")
+            yield Page(data.get("results", []), after is not None, server_ms, after)
+            if after is None:
+                return
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- one call, with budget, retries and error mapping ----------------------------
+
+    def _call(self, method: str, path: str, *, budget: Limiter, **kwargs: Any) -> tuple[dict, int]:
+        settings = self._settings
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, UpstreamError) and e.retryable),
+            wait=self._wait,
+            stop=tenacity.stop_after_attempt(settings.max_retries + 1)
+            | tenacity.stop_before_delay(settings.max_retry_wait_seconds),
+            before_sleep=self._before_retry,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                budget.try_acquire("hubspot")
+                return self._send(method, path, **kwargs)
+        raise AssertionError("unreachable: tenacity either returns or reraises")
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        backoff = tenacity.wait_exponential_jitter(
+            initial=self._settings.retry_initial_wait, max=30
+        )(state)
+        if isinstance(error, UpstreamError):
+            if error.retry_after is not None:
+                backoff = error.retry_after
+            if error.upstream_status == 423:
+                backoff = max(backoff, 2.0)  # HubSpot: a locked resource wants at least 2 s
+        return backoff
+
+    def _before_retry(self, state: tenacity.RetryCallState) -> None:
+        self.retries += 1
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "HubSpot call failed, retrying",
+            extra={"attempt": state.attempt_number, "wait_seconds": round(state.upcoming_sleep, 3),
+                   "error": self._redact(str(error))},
+        )
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> tuple[dict, int]:
+        timeout = (self._settings.connect_timeout, self._settings.read_timeout)
+        self.calls += 1
+        try:
+            response = self._session.request(method, self._api + path, timeout=timeout, **kwargs)
+            if response.status_code == 200:
+                return response.json(), _server_ms(response)
+        except requests.Timeout as exc:
+            raise UpstreamError(504, "HubSpot timed out",
+                                f"No answer from HubSpot within the timeout ({type(exc).__name__}).",
+                                retryable=True) from None
+        except requests.ConnectionError as exc:
+            raise UpstreamError(504, "HubSpot unreachable",
+                                f"Could not connect to HubSpot: {self._redact(str(exc))[:300]}",
+                                retryable=True) from None
+        except (requests.RequestException, ValueError) as exc:
+            # A body cut short or not JSON: the connection broke mid-answer.
+            raise UpstreamError(502, "HubSpot answer broken",
+                                f"HubSpot's answer could not be read: {type(exc).__name__}.",
+                                retryable=True) from None
+        raise self._error(response)
+
+    def _error(self, response: requests.Response) -> UpstreamError:
+        status = response.status_code
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        message = self._redact(str(body.get("message") or response.reason or ""))[:500]
+        correlation = body.get("correlationId")
+        retry_after = _retry_after(response)
+        common = {"correlation_id": correlation, "upstream_status": status}
+        if status == 401:
+            return UpstreamError(502, "HubSpot refused the access token",
+                                 "HubSpot answered 401: the access token (HUBSPOT_ACCESS_TOKEN) is "
+                                 f"invalid, expired or revoked. HubSpot said: {message}", **common)
+        if status == 403:
+            return UpstreamError(502, "HubSpot access token lacks a scope",
+                                 "HubSpot answered 403: the token needs the crm.objects.contacts.read "
+                                 f"scope. HubSpot said: {message}", **common)
+        if status == 429 and body.get("policyName") == "DAILY":
+            return UpstreamError(503, "HubSpot daily limit reached",
+                                 "The portal has used its daily API allowance; it resets at midnight "
+                                 f"in the portal's time zone. HubSpot said: {message}",
+                                 retry_after=retry_after or 3600, **common)
+        if status == 429:
+            return UpstreamError(503, "HubSpot rate limit", f"HubSpot kept answering 429: {message}",
+                                 retryable=True, retry_after=retry_after, **common)
+        if status in RETRYABLE_STATUS:
+            title = "HubSpot unavailable" if status in (503, 504) else "HubSpot failed"
+            return UpstreamError(503 if status in (503, 504) else 502, title,
+                                 f"HubSpot answered {status}: {message}", retryable=True,
+                                 retry_after=retry_after, **common)
+        return UpstreamError(502, "HubSpot rejected the request",
+                             f"HubSpot answered {status}: {message}", **common)
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, "[REDACTED]")
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, moment.timestamp() - time.time())

@@ -1,0 +1,238 @@
+"""The continuation logic, pure: `_updated` tokens, `since` parsing and the keyset walk.
+
+The walk is driven against a minimal in-memory search engine that evaluates the very
+request bodies the service sends (`search_body`), returns ties in a shuffled order, and
+can move contacts while a read is under way.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from app.continuation import (
+    ALL_IDS, MAX_MS, START, InvalidSince, Key, KeysetWalk, WalkError, contact_key, encode_key,
+    format_ms, parse_since, parse_timestamp,
+)
+from app.hubspot import ID_PROPERTY, search_body
+
+PROP = "lastmodifieddate"
+
+ms_values = st.integers(min_value=0, max_value=MAX_MS)
+ids = st.integers(min_value=0, max_value=ALL_IDS - 1)
+
+
+class TestTokens:
+    @given(ms_values, ids, ms_values, ids)
+    def test_token_order_is_key_order(self, ms1: int, id1: int, ms2: int, id2: int) -> None:
+        """`_updated` compares bytewise exactly as the (time, id) key: Sesam's "max"
+        strategy and chronological paging both rely on it."""
+        a, b = encode_key((ms1, id1)), encode_key((ms2, id2))
+        assert len(a) == len(b) == 44, f"tokens are not fixed width: {a!r}, {b!r}"
+        assert (a < b) == ((ms1, id1) < (ms2, id2)), f"{a} vs {b}"
+
+    @given(ms_values, ids)
+    def test_token_round_trips(self, ms: int, contact_id: int) -> None:
+        """A token handed back as since resumes exactly after that contact."""
+        assert parse_since(encode_key((ms, contact_id))) == (ms, contact_id)
+
+    def test_token_is_readable(self) -> None:
+        """The token shows the UTC time with milliseconds and the zero-padded id."""
+        assert encode_key((1709633472345, 12345)) == "2024-03-05T10:11:12.345Z_0000000000000012345"
+
+    @pytest.mark.parametrize("value,expected", [
+        ("2024-03-05T10:11:12.345Z", 1709633472345),
+        ("2024-03-05T10:11:12Z", 1709633472000),
+        ("2024-03-05T10:11:12.3Z", 1709633472300),
+        ("2024-03-05T11:11:12.345+01:00", 1709633472345),
+        ("2024-03-05T10:11:12.345", 1709633472345),
+        ("1709633472345", 1709633472345),
+        ("1970-01-01T00:00:00Z", 0),
+    ])
+    def test_timestamps_in_hubspot_formats(self, value: str, expected: int) -> None:
+        """HubSpot writes timestamps with and without milliseconds; both normalise."""
+        assert parse_timestamp(value) == expected, value
+        assert format_ms(expected).startswith(value[:19]) or "+" in value or value.isdigit()
+
+
+class TestSince:
+    def test_absent_is_a_full_export(self) -> None:
+        """No since: start before every contact."""
+        assert parse_since(None) == START
+
+    @pytest.mark.parametrize("value", ["2024-03-05T10:11:12.345Z", "1709633472345"])
+    def test_plain_timestamp_is_inclusive(self, value: str) -> None:
+        """A bare timestamp (initial_since_value) includes contacts on that very millisecond."""
+        start = parse_since(value)
+        assert start < (1709633472345, 0), f"{value} would skip its own millisecond: {start}"
+        assert start > (1709633472344, ALL_IDS - 1), f"{value} reaches back too far: {start}"
+
+    @pytest.mark.parametrize("value,reason", [
+        ("yesterday", "not an ISO-8601 timestamp"),
+        ("", "not an ISO-8601 timestamp"),
+        ("1969-12-31T23:59:59Z", "outside"),
+        ("-5", "outside"),
+        ("2024-03-05T10:11:12.345Z_12345", "continuation token but is not one"),
+        ("2024-03-05T10:11:12.345Z_00000000000000123x5", "continuation token but is not one"),
+        ("2024-13-05T10:11:12.345Z_0000000000000012345", "not valid"),
+        ("9" * 20, "outside"),
+    ])
+    def test_malformed_since_is_refused(self, value: str, reason: str) -> None:
+        """Anything that is neither a token nor a timestamp is refused, saying why."""
+        with pytest.raises(InvalidSince, match=reason):
+            parse_since(value)
+
+
+class FakeSearch:
+    """Evaluates the service's search bodies over an in-memory portal, like HubSpot would:
+    ties come back shuffled (stable per query), `paging.next` when more remain."""
+
+    def __init__(self, keys: list[Key], seed: int) -> None:
+        self.modified: dict[int, int] = {cid: ms for ms, cid in keys}
+        self._tiebreak = random.Random(seed).random
+        self._order = {cid: self._tiebreak() for cid in self.modified}
+        self.calls = 0
+
+    def _value(self, cid: int, name: str) -> int:
+        return self.modified[cid] if name == PROP else cid
+
+    def _match(self, cid: int, flt: dict[str, str]) -> bool:
+        left, right = self._value(cid, flt["propertyName"]), int(flt["value"])
+        return {"EQ": left == right, "GT": left > right, "GTE": left >= right,
+                "LT": left < right, "LTE": left <= right}[flt["operator"]]
+
+    def __call__(self, body: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+        self.calls += 1
+        groups = body["filterGroups"]
+        assert 1 <= len(groups) <= 5 and sum(len(g["filters"]) for g in groups) <= 18, body
+        hits = [cid for cid in self.modified
+                if any(all(self._match(cid, f) for f in g["filters"]) for g in groups)]
+        (sort,) = body["sorts"]
+        hits.sort(key=lambda cid: (self._value(cid, sort["propertyName"]), self._order[cid]))
+        page = hits[: body["limit"]]
+        results = [{"id": str(cid), "properties": {PROP: format_ms(self.modified[cid]),
+                                                    ID_PROPERTY: str(cid)}} for cid in page]
+        return results, len(hits) > len(page)
+
+
+def walk_all(search: FakeSearch, start: Key, horizon: int | None, page_size: int,
+             between_pages=lambda n: None) -> list[Key]:
+    """Run a walk to its end, the way the exporter does; return the keys emitted."""
+    walk = KeysetWalk(start)
+    emitted: list[Key] = []
+    while (query := walk.next_query()) is not None:
+        results, has_more = search(search_body(query, PROP, [PROP], page_size))
+        walk.fix_horizon(MAX_MS if horizon is None else horizon)
+        emitted += [key for key, _ in walk.accept(
+            query, [(contact_key(c, PROP), c) for c in results], has_more)]
+        between_pages(search.calls)
+        assert search.calls < 10_000, "the walk does not terminate"
+    return emitted
+
+
+# Portals with heavy ties: few distinct milliseconds, many contacts on each.
+portals = st.lists(
+    st.tuples(st.integers(min_value=0, max_value=40), st.integers(min_value=1, max_value=500)),
+    max_size=120, unique_by=lambda k: k[1],
+)
+
+
+class TestKeysetWalk:
+    @settings(max_examples=400, deadline=None)
+    @given(portals, st.integers(2, 12), st.integers(0, 2**32),
+           st.one_of(st.none(), st.integers(0, 40)),
+           st.one_of(st.just(START), st.tuples(st.integers(-1, 40), st.integers(-1, 501))))
+    def test_emits_exactly_the_contacts_after_start_in_order(
+        self, keys: list[Key], page_size: int, seed: int, horizon: int | None, start: Key
+    ) -> None:
+        """Every contact after `since` and up to the horizon comes out once, in strictly
+        increasing key order, whatever the ties, page size and starting point."""
+        search = FakeSearch(keys, seed)
+        emitted = walk_all(search, start, horizon, page_size)
+        limit = MAX_MS if horizon is None else horizon
+        expected = sorted(k for k in keys if k > start and k[0] <= limit)
+        assert emitted == expected, (
+            f"page_size={page_size} start={start} horizon={horizon}: "
+            f"missing {sorted(set(expected) - set(emitted))}, "
+            f"extra {sorted(set(emitted) - set(expected))}, order ok={emitted == sorted(emitted)}"
+        )
+
+    @settings(max_examples=300, deadline=None)
+    @given(portals, st.integers(2, 12), st.integers(0, 2**32), st.data())
+    def test_contacts_changing_during_a_read_lose_no_other(
+        self, keys: list[Key], page_size: int, seed: int, data: st.DataObject
+    ) -> None:
+        """Contacts modified between two pages (moving past the horizon) do not make the
+        walk skip any contact that stayed put: the weakness of offset paging."""
+        search = FakeSearch(keys, seed)
+        horizon = 40
+        moved: set[int] = set()
+        rng = random.Random(seed)
+
+        def modify(_: int) -> None:
+            for cid in rng.sample(sorted(search.modified), k=min(2, len(search.modified))):
+                search.modified[cid] = horizon + 1 + rng.randrange(5)
+                moved.add(cid)
+
+        emitted = walk_all(search, START, horizon, page_size, between_pages=modify)
+        stayed = sorted(k for k in keys if k[1] not in moved)
+        assert emitted == sorted(emitted) and len(set(emitted)) == len(emitted), emitted
+        missing = set(stayed) - set(emitted)
+        assert not missing, f"contacts that never changed were skipped: {sorted(missing)}"
+
+    def test_more_than_a_page_on_one_millisecond(self) -> None:
+        """A millisecond that fills many pages is read by id, with no offset, so even more
+        than 10,000 contacts on one millisecond come out whole and in id order."""
+        keys = [(7, cid) for cid in range(1, 10_402)] + [(3, 50_000), (9, 20_000)]
+        search = FakeSearch(keys, seed=3)
+        emitted = walk_all(search, START, None, 200)
+        assert emitted == sorted(keys), f"{len(emitted)} of {len(keys)} emitted"
+        assert search.calls <= len(keys) // 200 + 4, f"{search.calls} calls for {len(keys)} contacts"
+
+    def test_resumes_inside_a_tie(self) -> None:
+        """since = a token in the middle of a tie resumes with the rest of that millisecond."""
+        keys = [(5, cid) for cid in range(1, 600)] + [(6, 1)]
+        emitted = walk_all(FakeSearch(keys, seed=1), (5, 300), None, 50)
+        assert emitted == [(5, cid) for cid in range(301, 600)] + [(6, 1)], emitted[:5]
+
+    def test_upstream_that_promises_more_but_sends_nothing_fails(self) -> None:
+        """A page that says "more" but is empty would loop or lose: the walk stops loudly."""
+        walk = KeysetWalk(START, horizon_ms=10)
+        query = walk.next_query()
+        assert query is not None
+        with pytest.raises(WalkError):
+            walk.accept(query, [], has_more=True)
+
+    def test_horizon_must_be_known_before_results(self) -> None:
+        """Results cannot be judged before the horizon is fixed."""
+        walk = KeysetWalk(START)
+        query = walk.next_query()
+        assert query is not None and query.horizon_ms == MAX_MS, query
+        with pytest.raises(WalkError):
+            walk.accept(query, [], has_more=False)
+
+
+class TestSearchBody:
+    def test_resume_in_a_tie_uses_two_groups(self) -> None:
+        """After (ms, id): the rest of that millisecond by id, OR later milliseconds up to
+        the horizon; values are epoch ms strings; sorted by modification time."""
+        walk = KeysetWalk((1000, 42), horizon_ms=5000)
+        body = search_body(walk.next_query(), PROP, ["email"], 200)
+        assert body["filterGroups"] == [
+            {"filters": [{"propertyName": PROP, "operator": "EQ", "value": "1000"},
+                         {"propertyName": ID_PROPERTY, "operator": "GT", "value": "42"}]},
+            {"filters": [{"propertyName": PROP, "operator": "GTE", "value": "1001"},
+                         {"propertyName": PROP, "operator": "LTE", "value": "5000"}]},
+        ], body
+        assert body["sorts"] == [{"propertyName": PROP, "direction": "ASCENDING"}]
+        assert body["limit"] == 200 and body["properties"] == ["email"]
+
+    def test_full_export_first_query_is_open_ended(self) -> None:
+        """The first query of a full export has no upper bound: the horizon comes from
+        HubSpot's clock in its answer."""
+        body = search_body(KeysetWalk(START).next_query(), PROP, [], 200)
+        assert body["filterGroups"] == [
+            {"filters": [{"propertyName": PROP, "operator": "GTE", "value": "0"}]}], body
