@@ -6,13 +6,18 @@ import dataclasses
 import logging
 import os
 import sys
+import warnings
 
-import uvicorn
+# Connexion imports Starlette's test client, which warns about its HTTP library at import
+# time; the service never uses that client, and the warning would be its first output.
+warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
-from . import config, logs
-from .hubspot import HubSpotClient
-from .sandbox import Sandbox, SandboxServer
-from .server import create_app
+import uvicorn  # noqa: E402
+
+from . import config, logs  # noqa: E402
+from .hubspot import HubSpotClient  # noqa: E402
+from .sandbox import Sandbox, SandboxServer  # noqa: E402
+from .server import create_app  # noqa: E402
 
 log = logging.getLogger("app")
 

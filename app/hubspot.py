@@ -97,6 +97,8 @@ class HubSpotClient:
         )
         self._search_budget = Limiter(Rate(settings.search_rate_per_second, Duration.SECOND))
         self._general_budget = Limiter(Rate(settings.general_rate_per_10s, 10 * Duration.SECOND))
+        initial = settings.retry_initial_wait
+        self._backoff = tenacity.wait_exponential_jitter(multiplier=initial, max=30, jitter=initial)
         self._catalogue_lock = threading.Lock()
         self._catalogue: tuple[float, list[str]] | None = None
         self.calls = 0  # HubSpot requests sent, retries included (read by metrics and logs)
@@ -163,9 +165,7 @@ class HubSpotClient:
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
-        backoff = tenacity.wait_exponential_jitter(
-            initial=self._settings.retry_initial_wait, max=30
-        )(state)
+        backoff = self._backoff(state)
         if isinstance(error, UpstreamError):
             if error.retry_after is not None:
                 backoff = error.retry_after

@@ -1,0 +1,125 @@
+"""What ships around the code: the start command, the Dockerfile and the Sesam examples."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from app.config import ConfigError, Settings, load
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "sesam"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class TestSesamExamples:
+    def test_system_config_uses_only_variables_the_service_reads(self) -> None:
+        """Every variable in the example system config is one the service reads (an
+        invalid value for it is refused by name), and the port is the service's."""
+        system = json.loads((EXAMPLES / "system.json").read_text())
+        assert system["type"] == "system:microservice"
+        assert system["docker"]["port"] == Settings().port
+        for name in system["docker"]["environment"]:
+            with pytest.raises(ConfigError, match=re.escape(name)):
+                load({name: "not valid!"})
+
+    @pytest.mark.parametrize("name", ["pipe.json", "pipe-max-strategy.json"])
+    def test_pipes_call_the_documented_path_with_continuation(self, name: str) -> None:
+        """The example pipes read /get_contacts of that system with supports_since; the
+        chronological one has the flags page_size needs."""
+        system = json.loads((EXAMPLES / "system.json").read_text())
+        pipe = json.loads((EXAMPLES / name).read_text())
+        source = pipe["source"]
+        spec = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+        assert source["system"] == system["_id"] and "/" + source["url"] in spec["paths"]
+        assert source["supports_since"] is True and source.get("is_since_comparable", True)
+        if "page_size" in source:
+            assert source["is_chronological"] is True, "page_size needs is_chronological"
+
+
+class TestDockerfile:
+    def test_hadolint_clean(self) -> None:
+        """The Dockerfile passes hadolint (warnings count as failures)."""
+        hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+        result = subprocess.run([hadolint, "--failure-threshold", "warning", "Dockerfile"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def test_image_is_non_root_with_healthcheck_and_the_readme_start_command(self) -> None:
+        """The image runs as a non-root user, checks /health, exposes the port and starts
+        with `python -m app`, the command this suite runs below."""
+        text = (ROOT / "Dockerfile").read_text()
+        assert re.search(r"^USER (?!root|0\b)\S+", text, re.M), "no non-root USER"
+        assert "HEALTHCHECK" in text and "/health" in text
+        assert re.search(r"^EXPOSE 5000$", text, re.M)
+        assert re.search(r'^CMD \["python", "-m", "app"\]$', text, re.M)
+        assert "TOKEN" not in text, "no secret may be baked into the image"
+
+
+@pytest.fixture(name="started")
+def _started():
+    """Start `python -m app` as the image does, on loopback, and stop it afterwards."""
+    processes: list[subprocess.Popen] = []
+
+    def start(**env: str) -> subprocess.Popen:
+        clean = {k: v for k, v in os.environ.items()
+                 if not k.startswith("HUBSPOT_") and k not in ("api-key", "PORT", "port")}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app"], cwd=ROOT, env={**clean, "HOST": "127.0.0.1", **env},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        process.terminate()
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+
+class TestStartCommand:
+    def test_starts_on_the_sandbox_without_a_token(self, started) -> None:
+        """`python -m app` with no token serves the built-in sandbox, says so in its
+        first log line, and /get_contacts returns contacts."""
+        port = free_port()
+        process = started(PORT=str(port), SANDBOX_CONTACTS="300")
+        first_line = process.stdout.readline()
+        assert "sandbox" in first_line.lower(), first_line
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/get_contacts", timeout=30)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None, process.stdout.read()
+                assert time.monotonic() < deadline, "the service did not start in 30 s"
+                time.sleep(0.2)
+        assert response.status_code == 200, response.text[:300]
+        contacts = response.json()
+        assert len(contacts) > 200 and all("_updated" in c for c in contacts), len(contacts)
+
+    def test_invalid_configuration_stops_with_one_line(self, started) -> None:
+        """A bad variable stops the service at start with a one-line message naming it."""
+        process = started(HUBSPOT_SEARCH_PAGE_SIZE="1000")
+        output, _ = process.communicate(timeout=30)
+        assert process.returncode != 0, output
+        assert output.strip().count("\n") == 0 and "HUBSPOT_SEARCH_PAGE_SIZE" in output, output

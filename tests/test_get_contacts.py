@@ -1,0 +1,246 @@
+"""GET /get_contacts against the sandbox: what a Sesam pipe and an operator rely on."""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+import pytest
+from starlette.testclient import TestClient
+
+from app.continuation import encode_key, format_ms, parse_timestamp
+from app.sandbox import Fault, Sandbox
+
+from .sesam import settle
+
+TOKEN_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z_\d{19}")
+
+
+def export(service: TestClient, **params) -> list[dict]:
+    response = service.get("/get_contacts", params=params)
+    assert response.status_code == 200, f"{params}: {response.status_code} {response.text[:500]}"
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    return orjson.loads(response.content)
+
+
+def caught_up(service: TestClient) -> str:
+    """The offset of a pipe that has read everything there is so far (a full run, then
+    an incremental one for the deletions that came before it)."""
+    offset = export(service)[-1]["_updated"]
+    rest = export(service, since=offset)
+    return rest[-1]["_updated"] if rest else offset
+
+
+def search_requests(sandbox: Sandbox) -> list[dict]:
+    return [r for r in sandbox.request_log if r["path"].endswith("/search")]
+
+
+class TestFullExport:
+    def test_every_live_contact_once(self, service: TestClient, sandbox: Sandbox) -> None:
+        """Without since: every non-archived contact, exactly once, none archived."""
+        entities = export(service)
+        ids = [e["_id"] for e in entities]
+        assert len(ids) == len(set(ids)), "a contact came twice"
+        assert set(ids) == set(sandbox.live()), (
+            f"missing {sorted(set(sandbox.live()) - set(ids))[:5]}, "
+            f"extra {sorted(set(ids) - set(sandbox.live()))[:5]}")
+        assert not any(e.get("_deleted") for e in entities), "a full export carries no deletions"
+
+    def test_strictly_increasing_fixed_width_updated(self, service: TestClient) -> None:
+        """_updated is the fixed-width (time, id) token and strictly increases as strings."""
+        updates = [e["_updated"] for e in export(service)]
+        assert all(TOKEN_SHAPE.fullmatch(u) for u in updates), [u for u in updates if not TOKEN_SHAPE.fullmatch(u)][:3]
+        assert all(a < b for a, b in zip(updates, updates[1:])), "not strictly increasing"
+
+    def test_entity_is_the_hubspot_contact(self, service: TestClient, sandbox: Sandbox) -> None:
+        """An entity is HubSpot's contact object, all properties included, plus _id and
+        _updated built from its id and lastmodifieddate."""
+        entity = export(service, limit=1)[0]
+        truth = sandbox.contact(entity["id"])
+        assert entity["_id"] == entity["id"] == truth["id"]
+        assert entity["properties"] == truth["properties"], "properties differ from HubSpot's"
+        assert entity["_updated"] == encode_key(
+            (parse_timestamp(truth["properties"]["lastmodifieddate"]), int(truth["id"])))
+        assert {"createdAt", "updatedAt", "archived"} <= entity.keys(), entity.keys()
+
+    def test_limit_returns_the_first_n(self, service: TestClient) -> None:
+        """limit=n is the first n entities of the same export."""
+        everything = export(service)
+        assert export(service, limit=25) == everything[:25]
+
+    def test_pages_split_ties(self, sandbox: Sandbox, configure) -> None:
+        """With pages much smaller than the ties in the portal, nothing is lost or doubled."""
+        tied = sandbox.create(count=45)  # one call: one millisecond
+        settle(sandbox)
+        entities = export(configure(search_page_size=7))
+        ids = [e["_id"] for e in entities]
+        assert sorted(ids, key=int) == sorted(sandbox.live(), key=int), "contacts lost or doubled"
+        assert set(tied) <= set(ids)
+
+
+class TestIncremental:
+    def test_since_a_token_resumes_strictly_after_it(self, service: TestClient,
+                                                     sandbox: Sandbox) -> None:
+        """since = the _updated of entity k returns exactly the live entities after k,
+        and the contacts archived after k as deletions."""
+        everything = export(service)
+        for k in (0, 1, 137, len(everything) - 2, len(everything) - 1):
+            since = everything[k]["_updated"]
+            rest = export(service, since=since)
+            live = [e for e in rest if not e.get("_deleted")]
+            assert live == everything[k + 1:], f"since entity {k}: {len(live)} live entities"
+            deleted = {e["_id"] for e in rest if e.get("_deleted")}
+            archived_after = {cid for cid, ms in sandbox.archived().items()
+                              if encode_key((ms, int(cid))) > since}
+            assert deleted == archived_after, f"since entity {k}: deletions differ"
+
+    def test_changes_and_deletions_after_since(self, service: TestClient, sandbox: Sandbox) -> None:
+        """After since: the modified and created contacts, and the archived ones as
+        _deleted entities, merged in _updated order."""
+        offset = caught_up(service)
+        live = sorted(sandbox.live(), key=int)
+        sandbox.advance(10_000)
+        sandbox.modify(live[:3], {"firstname": "Changed"})
+        sandbox.advance(1)
+        created = sandbox.create(count=2)
+        sandbox.advance(1)
+        sandbox.archive(live[3:5])
+        settle(sandbox)
+        entities = export(service, since=offset)
+        got = {e["_id"]: e for e in entities}
+        assert set(got) == {*live[:5], *created}, sorted(got)
+        assert all(got[i]["properties"]["firstname"] == "Changed" for i in live[:3])
+        assert all(got[i]["_deleted"] is True for i in live[3:5]), [got[i] for i in live[3:5]]
+        updates = [e["_updated"] for e in entities]
+        assert updates == sorted(updates) and all(u > offset for u in updates), updates
+
+    def test_plain_timestamp_since_includes_its_millisecond(self, service: TestClient,
+                                                            sandbox: Sandbox) -> None:
+        """since as ISO-8601 (with or without milliseconds) or epoch ms, e.g. a pipe's
+        initial_since_value, includes contacts modified on that very millisecond."""
+        at = (sandbox.now_ms() // 1000 + 60) * 1000
+        sandbox.set_now(at)
+        changed = sandbox.create(count=3)
+        settle(sandbox)
+        for since in (str(at), format_ms(at), format_ms(at)[:19] + "Z"):
+            ids = {e["_id"] for e in export(service, since=since)}
+            assert ids == set(changed), f"since={since}: {sorted(ids)} instead of {changed}"
+
+    def test_changes_within_the_settle_time_wait(self, service: TestClient, sandbox: Sandbox) -> None:
+        """A change younger than the settle time is not handed out yet (search may not
+        show it completely): it comes in a later run instead, so the offset never passes it."""
+        offset = caught_up(service)
+        sandbox.advance(60_000)
+        new = sandbox.create(count=1)
+        assert export(service, since=offset) == [], "a change inside the settle time was exported"
+        settle(sandbox)
+        assert [e["_id"] for e in export(service, since=offset)] == new
+
+    def test_search_lag_is_covered_by_the_settle_time(self, service: TestClient, sandbox: Sandbox) -> None:
+        """A write that search shows only seconds later is still delivered, in a later run."""
+        sandbox.search_lag_ms = 4000
+        offset = caught_up(service)
+        sandbox.advance(60_000)
+        new = sandbox.create(count=1)
+        sandbox.advance(4500)  # past the lag, still inside the settle time
+        assert export(service, since=offset) == []
+        settle(sandbox)
+        assert [e["_id"] for e in export(service, since=offset)] == new
+
+
+class TestProperties:
+    def test_every_catalogue_property_in_the_search_body(self, service: TestClient, sandbox: Sandbox) -> None:
+        """By default every property of the catalogue is requested, in the POST body
+        (never in a URL), and the catalogue is fetched once, then cached."""
+        export(service)
+        export(service, limit=3)
+        catalogue = sandbox.request_log
+        assert sum(r["path"].endswith("/properties/contacts") for r in catalogue) == 1, \
+            "the property catalogue was not cached"
+        asked = search_requests(sandbox)[0]["body"]["properties"]
+        assert "custom_field_01" in asked and "email" in asked, asked
+        assert all("properties" not in r["query"] for r in search_requests(sandbox))
+
+    def test_configured_properties_override(self, configure, sandbox: Sandbox) -> None:
+        """HUBSPOT_PROPERTIES replaces the catalogue; the two the walk keys on are added."""
+        entities = export(configure(properties=("email",)), limit=5)
+        asked = search_requests(sandbox)[-1]["body"]["properties"]
+        assert asked == ["email", "lastmodifieddate", "hs_object_id"], asked
+        assert "custom_field_01" not in entities[0]["properties"]
+
+    def test_request_urls_stay_short(self, service: TestClient, sandbox: Sandbox) -> None:
+        """No request URL the service sends comes near HubSpot's ~15,000-character limit,
+        and none carries the token."""
+        sandbox.advance(1000)
+        offset = export(service)[0]["_updated"]
+        export(service, since=offset)
+        for request in sandbox.request_log:
+            url = request["path"] + "?" + "&".join(f"{k}={v}" for k, v in request["query"].items())
+            assert len(url) < 2000, url[:200]
+            assert sandbox.token not in url, "the token is in a URL"
+
+
+class TestBadInput:
+    @pytest.mark.parametrize("query,says", [
+        ({"since": "yesterday"}, "since"),
+        ({"since": ""}, "since"),
+        ({"since": "x" * 10_000}, "since"),
+        ({"since": "1969-12-31T23:59:59Z"}, "1970"),
+        ({"since": "2024-03-05T10:11:12.345Z_12"}, "token"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "-3"}, "limit"),
+        ({"limit": "many"}, "limit"),
+        ({"limit": "99999999999"}, "limit"),
+        ({"offset": "3"}, "offset"),
+    ])
+    def test_rejected_with_a_problem(self, service: TestClient, query: dict, says: str) -> None:
+        """Malformed or unknown parameters get 400 application/problem+json saying what
+        was wrong, and HubSpot is not called."""
+        response = service.get("/get_contacts", params=query)
+        assert response.status_code == 400, f"{query}: {response.status_code} {response.text[:300]}"
+        assert response.headers["content-type"] == "application/problem+json", response.headers
+        problem = response.json()
+        assert problem["status"] == 400 and says in problem["detail"], problem
+
+
+class TestUpstreamFailure:
+    def test_refused_token_is_a_502_that_names_the_token(self, configure, sandbox: Sandbox) -> None:
+        """A token HubSpot refuses gives 502 problem+json telling the operator to check the
+        token, without the token itself."""
+        response = configure(token="pat-na1-wrong").get("/get_contacts")
+        assert response.status_code == 502, response.text
+        problem = response.json()
+        assert "HUBSPOT_ACCESS_TOKEN" in problem["detail"] and "pat-na1-wrong" not in response.text
+        assert problem.get("correlationId"), problem
+
+    def test_failure_before_the_first_byte_is_a_problem(self, service: TestClient, sandbox: Sandbox) -> None:
+        """HubSpot unavailable at the start: 503 problem+json with Retry-After, not a 200."""
+        sandbox.inject(Fault(endpoint="search", status=503, times=None))
+        response = service.get("/get_contacts")
+        assert response.status_code == 503, response.text[:300]
+        assert response.headers["content-type"] == "application/problem+json"
+        assert int(response.headers["retry-after"]) >= 1, response.headers
+
+    def test_failure_mid_stream_breaks_the_json(self, configure, sandbox: Sandbox) -> None:
+        """HubSpot failing after the body has begun ends it as invalid JSON, so Sesam
+        cannot take a partial export for a complete one."""
+        service = configure(search_page_size=50)
+        sandbox.inject(Fault(endpoint="search", status=500, skip=5, times=None))
+        response = service.get("/get_contacts")
+        assert response.status_code == 200 and response.content.startswith(b"[{")
+        assert b"EXPORT ABORTED" in response.content, response.content[-300:]
+        with pytest.raises(orjson.JSONDecodeError):
+            orjson.loads(response.content)
+
+
+class TestSurface:
+    def test_health(self, service: TestClient) -> None:
+        """/health answers without calling HubSpot."""
+        response = service.get("/health")
+        assert response.status_code == 200 and response.json()["status"] == "ok", response.text
+
+    def test_spec_and_ui_are_served(self, service: TestClient) -> None:
+        """The contract is served at /openapi.json and browsable at /ui/."""
+        spec = service.get("/openapi.json")
+        assert spec.status_code == 200 and "/get_contacts" in spec.json()["paths"]
+        assert service.get("/ui/").status_code == 200
