@@ -145,6 +145,34 @@ class WalkError(RuntimeError):
     """HubSpot answered the walk in a way that would lose or repeat contacts."""
 
 
+Keyed = list[tuple[Key, Any]]
+
+
+def join_overlapping(pages: list[tuple[Keyed, bool]]) -> tuple[Keyed, bool]:
+    """Join pages of ONE query fetched together at offsets 0, n-1, 2(n-1), ... (n the page
+    size), each overlapping the one before by one result; pages are (results in HubSpot's
+    order, has_more). Returns the verified union and whether results follow it.
+
+    This is how the walk keeps several requests in flight without trusting offsets: a page
+    is joined only if it starts with the previous page's last result, and if the
+    millisecond on the seam is seen whole (its ids on both sides share only that one
+    result). Otherwise the result set moved, or HubSpot ordered a tie differently in the
+    two answers, and the join stops there; the walk goes on from what it verified.
+    """
+    joined, has_more = list(pages[0][0]), pages[0][1]
+    for keyed, more in pages[1:]:
+        if not (has_more and keyed and joined and keyed[0][0] == joined[-1][0]):
+            break
+        seam_ms = keyed[0][0][0]
+        before = [key for key, _ in joined if key[0] == seam_ms]
+        after = [key for key, _ in keyed if key[0] == seam_ms]
+        if len(set(before) | set(after)) != len(before) + len(after) - 1:
+            break
+        joined += keyed[1:]
+        has_more = more
+    return joined, has_more
+
+
 class KeysetWalk:
     """Reads every contact after ``start`` up to the horizon, in strictly increasing key order.
 

@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import heapq
 import logging
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from operator import itemgetter
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, TypeVar
 
 import orjson
 
 from .config import Settings
 from .continuation import (
-    START, Key, KeysetWalk, contact_key, encode_key, format_ms, parse_timestamp,
+    START, Key, KeysetWalk, contact_key, encode_key, format_ms, join_overlapping, parse_timestamp,
 )
 from .hubspot import HubSpotClient, search_body
 
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
+READ_AHEAD_ROUNDS = 2  # rounds of search pages fetched ahead of the response being written
 Entity = dict[str, Any]
 
 
@@ -47,41 +51,77 @@ class Exporter:
         self._client = client
         self._settings = settings
         self._settle_ms = int(settings.settle_seconds * 1000)
+        # Page requests of all exports share these threads (and the client's budget).
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="hubspot-page")
 
     def entities(self, start: Key, limit: int | None, stats: ExportStats) -> Iterator[Entity]:
         """The first ``limit`` entities after ``start`` (all of them if None), in order."""
-        for entity in islice(self._changes(start, stats), limit):
+        for entity in islice(self._changes(start, limit, stats), limit):
             stats.entities += 1
             yield entity
 
-    def _changes(self, start: Key, stats: ExportStats) -> Iterator[Entity]:
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _changes(self, start: Key, limit: int | None, stats: ExportStats) -> Iterator[Entity]:
         walk = KeysetWalk(start)
         if start == START or not self._settings.include_deleted:
             # A full export lists what exists; Sesam's full rescan tracks deletions itself.
-            yield from (entity for _, entity in self._live(walk, stats))
+            for batch in read_ahead(self._live(walk, limit, stats), READ_AHEAD_ROUNDS):
+                yield from (entity for _, entity in batch)
             return
         # The archived list is not sorted by time and is read first, whole; it also fixes
         # the horizon before the first search.
         deleted = self._deleted(start, walk, stats)
+        live = read_ahead(self._live(walk, limit, stats), READ_AHEAD_ROUNDS)
         last: Key | None = None
         # Deletions go first on an equal key, and an equal key is sent once: the contact
         # was modified and deleted on the same millisecond, and deleted is what it is now.
-        for key, entity in heapq.merge(deleted, self._live(walk, stats), key=itemgetter(0)):
+        for key, entity in heapq.merge(deleted, chain.from_iterable(live), key=itemgetter(0)):
             if key != last:
                 last = key
                 yield entity
 
-    def _live(self, walk: KeysetWalk, stats: ExportStats) -> Iterator[tuple[Key, Entity]]:
+    def _live(self, walk: KeysetWalk, limit: int | None,
+              stats: ExportStats) -> Iterator[list[tuple[Key, Entity]]]:
+        """Live contacts in order, a round of search requests at a time.
+
+        A round is one keyset query read as several overlapping pages at once, so that
+        HubSpot's latency is paid once for several pages (`join_overlapping`)."""
         prop = self._settings.modified_property
+        size = self._settings.search_page_size
         properties = self._client.property_names()
+        wanted = limit
+        pages_in_round = 1  # until HubSpot's total says how much there is to read
         while (query := walk.next_query()) is not None:
-            body = search_body(query, prop, properties, self._settings.search_page_size)
-            page = self._client.search(body)
-            stats.search_pages += 1
-            walk.fix_horizon(page.server_ms - self._settle_ms)
-            keyed = [(contact_key(contact, prop), contact) for contact in page.results]
-            for key, contact in walk.accept(query, keyed, page.has_more):
-                yield key, {"_id": contact["id"], "_updated": encode_key(key), **contact}
+            bodies = [search_body(query, prop, properties, size, offset=i * (size - 1))
+                      for i in range(pages_in_round)]
+            pages = list(self._pool.map(self._client.search, bodies))
+            stats.search_pages += len(pages)
+            walk.fix_horizon(pages[0].server_ms - self._settle_ms)
+            keyed, has_more = join_overlapping(
+                [([(contact_key(c, prop), c) for c in page.results], page.has_more) for page in pages]
+            )
+            batch = [(key, {"_id": contact["id"], "_updated": encode_key(key), **contact})
+                     for key, contact in walk.accept(query, keyed, has_more)]
+            if batch:
+                yield batch
+            if wanted is not None:
+                wanted -= len(batch)
+                if wanted <= 0:
+                    return
+            pages_in_round = self._round_size(pages[0].total, len(batch), wanted)
+
+    def _round_size(self, total: int | None, emitted: int, wanted: int | None) -> int:
+        """How many pages the next round reads: enough for what is left, at most the
+        configured concurrency, so small exports do not pay for pages that come back empty."""
+        left = None if total is None else max(total - emitted, 0)
+        if wanted is not None:
+            left = wanted if left is None else min(left, wanted)
+        if left is None:
+            return self._settings.search_concurrency
+        size = self._settings.search_page_size
+        return max(1, min(self._settings.search_concurrency, -(-left // (size - 1))))
 
     def _deleted(self, start: Key, walk: KeysetWalk, stats: ExportStats) -> Iterator[tuple[Key, Entity]]:
         found: list[tuple[Key, str]] = []
@@ -100,6 +140,52 @@ class Exporter:
         found.sort(key=itemgetter(0))
         stats.deleted = len(found)
         return ((key, _deletion(key, contact_id)) for key, contact_id in found)
+
+
+T = TypeVar("T")
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_END = object()
+
+
+def read_ahead(source: Iterator[T], depth: int) -> Iterator[T]:
+    """Iterate ``source`` in a thread of its own, at most ``depth`` items ahead of the
+    consumer: HubSpot is read while the previous pages are encoded and sent. An error in
+    ``source`` is raised to the consumer; a consumer that stops early stops the thread."""
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand_over(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in source:
+                if not hand_over(item):
+                    return
+            hand_over(_END)
+        except BaseException as error:  # handed to the consumer, which raises it
+            hand_over(_Failed(error))
+
+    threading.Thread(target=produce, name="export-read-ahead", daemon=True).start()
+    try:
+        while (item := ready.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
 
 
 def _deletion(key: Key, contact_id: str) -> Entity:

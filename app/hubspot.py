@@ -39,12 +39,14 @@ class Page:
     has_more: bool
     server_ms: int
     next_after: str | None = None
+    total: int | None = None
 
 
 def search_body(
-    query: Query, modified_property: str, properties: list[str], limit: int
+    query: Query, modified_property: str, properties: list[str], limit: int, offset: int = 0
 ) -> dict[str, Any]:
-    """The search request of one step of the keyset walk (see `continuation.Query`)."""
+    """The search request of one step of the keyset walk (see `continuation.Query`); an
+    offset only to read ahead within it (see `continuation.join_overlapping`)."""
     ms, last_id = query.after
 
     def where(operator: str, value: int, name: str = modified_property) -> dict[str, str]:
@@ -62,12 +64,15 @@ def search_body(
             if last_id < ALL_IDS:  # the rest of millisecond `ms`
                 groups.insert(0, [where("EQ", ms), where("GT", last_id, ID_PROPERTY)])
         sort = modified_property
-    return {
+    body = {
         "filterGroups": [{"filters": filters} for filters in groups],
         "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
         "properties": properties,
         "limit": limit,
     }
+    if offset:
+        body["after"] = str(offset)
+    return body
 
 
 def _server_ms(response: requests.Response) -> int:
@@ -124,7 +129,9 @@ class HubSpotClient:
         data, server_ms = self._call(
             "POST", "/objects/contacts/search", json=body, budget=self._search_budget
         )
-        return Page(data.get("results", []), bool(data.get("paging", {}).get("next")), server_ms)
+        total = data.get("total")
+        return Page(data.get("results", []), bool(data.get("paging", {}).get("next")), server_ms,
+                    total=total if isinstance(total, int) else None)
 
     def archived_pages(self) -> Iterator[Page]:
         """Every archived (deleted) contact, a list-API page at a time (ids and archivedAt)."""
