@@ -15,7 +15,6 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 import uvicorn  # noqa: E402
 
 from . import config, logs  # noqa: E402
-from .hubspot import HubSpotClient  # noqa: E402
 from .sandbox import Sandbox, SandboxServer  # noqa: E402
 from .server import create_app  # noqa: E402
 
@@ -41,13 +40,11 @@ def main() -> None:
     for name in settings.ignored:
         log.warning("%s is set but has no effect: the _updated token already orders and "
                     "breaks ties, so the export is always strictly after since", name)
-    client = HubSpotClient(settings)
-    app = create_app(settings, client, on_sandbox=sandbox_server is not None)
+    app = create_app(settings, on_sandbox=sandbox_server is not None)
     try:
         uvicorn.run(app, host=settings.host, port=settings.port,
                     log_config=None, access_log=True)
     finally:
-        client.close()
         if sandbox_server is not None:
             sandbox_server.stop()
 

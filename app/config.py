@@ -47,6 +47,8 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "json"
     sandbox_contacts: int = 3000
+    auth_username: str | None = None  # both set: callers must send these (HTTP basic)
+    auth_password: str | None = field(default=None, repr=False)
     ignored: tuple[str, ...] = ()  # variables read but without effect, logged at start
 
 
@@ -110,6 +112,13 @@ def load(env: Mapping[str, str]) -> Settings:
     if token is not None and not re.fullmatch(r"[\x21-\x7e]+", token[1]):
         raise ConfigError(f"{token[0]} is invalid: a token is one word of printable ASCII")
     ignored = tuple(n for n in ("since-operator",) if _first(env, n) is not None)
+    username, password = _first(env, "AUTH_USERNAME"), _first(env, "AUTH_PASSWORD")
+    if (username is None) != (password is None):
+        missing = "AUTH_PASSWORD" if password is None else "AUTH_USERNAME"
+        raise ConfigError(f"{missing} is missing: basic authentication needs AUTH_USERNAME "
+                          "and AUTH_PASSWORD both, or neither")
+    if username is not None and ":" in username[1]:
+        raise ConfigError("AUTH_USERNAME is invalid: a basic-auth user name has no ':'")
     positive = "a number above 0"
     return Settings(
         token=token[1] if token else None,
@@ -156,5 +165,7 @@ def load(env: Mapping[str, str]) -> Settings:
                          lambda v: v in ("json", "text")),
         sandbox_contacts=_read(env, ("SANDBOX_CONTACTS",), int, 3000,
                                "a whole number 0-1000000", lambda v: 0 <= v <= 1_000_000),
+        auth_username=username[1] if username else None,
+        auth_password=password[1] if password else None,
         ignored=ignored,
     )

@@ -24,7 +24,7 @@ from .config import Settings
 from .continuation import (
     START, Key, KeysetWalk, contact_key, encode_key, format_ms, join_overlapping, parse_timestamp,
 )
-from .hubspot import HubSpotClient, search_body
+from .hubspot import HubSpotClient, Page, search_body
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,14 @@ class ExportStats:
     """What one export did, for its summary log line."""
 
     entities: int = 0
-    deleted: int = 0
-    search_pages: int = 0
-    list_pages: int = 0
+    deleted: int = 0  # of the entities, deletions
+    upstream_calls: int = 0  # HubSpot requests, retries included
+    retries: int = 0
     error: str | None = None  # why the body was cut short, if it was
+
+    def count_page(self, page: Page) -> None:
+        self.upstream_calls += page.calls
+        self.retries += page.calls - 1
 
 
 class Exporter:
@@ -58,10 +62,8 @@ class Exporter:
         """The first ``limit`` entities after ``start`` (all of them if None), in order."""
         for entity in islice(self._changes(start, limit, stats), limit):
             stats.entities += 1
+            stats.deleted += entity.get("_deleted", False)
             yield entity
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _changes(self, start: Key, limit: int | None, stats: ExportStats) -> Iterator[Entity]:
         walk = KeysetWalk(start)
@@ -97,7 +99,8 @@ class Exporter:
             bodies = [search_body(query, prop, properties, size, offset=i * (size - 1))
                       for i in range(pages_in_round)]
             pages = list(self._pool.map(self._client.search, bodies))
-            stats.search_pages += len(pages)
+            for page in pages:
+                stats.count_page(page)
             walk.fix_horizon(pages[0].server_ms - self._settle_ms)
             keyed, has_more = join_overlapping(
                 [([(contact_key(c, prop), c) for c in page.results], page.has_more) for page in pages]
@@ -126,7 +129,7 @@ class Exporter:
     def _deleted(self, start: Key, walk: KeysetWalk, stats: ExportStats) -> Iterator[tuple[Key, Entity]]:
         found: list[tuple[Key, str]] = []
         for page in self._client.archived_pages():
-            stats.list_pages += 1
+            stats.count_page(page)
             walk.fix_horizon(page.server_ms - self._settle_ms)
             horizon = walk.horizon_ms
             assert horizon is not None
@@ -138,7 +141,6 @@ class Exporter:
                 if start < key and key[0] <= horizon:
                     found.append((key, contact["id"]))
         found.sort(key=itemgetter(0))
-        stats.deleted = len(found)
         return ((key, _deletion(key, contact_id)) for key, contact_id in found)
 
 

@@ -12,11 +12,12 @@ from itertools import chain
 from typing import Any, Callable, Iterator
 
 from connexion.exceptions import BadRequestProblem
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from .continuation import InvalidSince, parse_since
 from .errors import UpstreamError
 from .export import Exporter, ExportStats, json_array
+from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,9 @@ OPERATION_PREFIX = "app.handlers."
 class ContactsApi:
     """The operations, bound to the exporter they serve from."""
 
-    def __init__(self, exporter: Exporter, *, on_sandbox: bool) -> None:
+    def __init__(self, exporter: Exporter, metrics: Metrics, *, on_sandbox: bool) -> None:
         self._exporter = exporter
+        self._metrics = metrics
         self._on_sandbox = on_sandbox
 
     def resolve(self, operation_id: str) -> Callable[..., Any]:
@@ -39,42 +41,56 @@ class ContactsApi:
             start = parse_since(since)
         except InvalidSince as exc:
             raise BadRequestProblem(detail=str(exc)) from None
-        stats = ExportStats()
-        began = time.perf_counter()
-        chunks = json_array(self._exporter.entities(start, limit, stats), stats)
+        export = _Export(self._metrics, since, limit)
+        chunks = json_array(self._exporter.entities(start, limit, export.stats), export.stats)
         try:
             # Read the first chunk here, so that a HubSpot failure before any byte is
             # answered with a proper error status instead of a broken 200.
             first = next(chunks)
         except UpstreamError as exc:
-            _summary(since, limit, stats, began, outcome=f"failed: {exc}")
+            export.finish("failed", str(exc), correlation_id=exc.correlation_id)
             raise
-        body = chain([first], chunks)
-        return StreamingResponse(_logged(body, since, limit, stats, began),
+        return StreamingResponse(export.watch(chain([first], chunks)),
                                  media_type="application/json")
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "sandbox": self._on_sandbox}
 
-
-def _logged(body: Iterator[bytes], since: str | None, limit: int | None, stats: ExportStats,
-            began: float) -> Iterator[bytes]:
-    finished = False
-    try:
-        yield from body
-        finished = True
-    finally:
-        if stats.error:
-            outcome = f"aborted mid-stream: {stats.error}"
-        else:
-            outcome = "ok" if finished else "client went away"
-        _summary(since, limit, stats, began, outcome)
+    def metrics(self) -> Response:
+        return Response(self._metrics.render(), media_type=self._metrics.content_type)
 
 
-def _summary(since: str | None, limit: int | None, stats: ExportStats, began: float,
-             outcome: str) -> None:
-    log.info("get_contacts", extra={
-        "since": since, "limit": limit, "entities": stats.entities, "deleted": stats.deleted,
-        "search_pages": stats.search_pages, "list_pages": stats.list_pages,
-        "duration_s": round(time.perf_counter() - began, 3), "outcome": outcome,
-    })
+class _Export:
+    """One /get_contacts call: its counters, and its summary log line when it ends."""
+
+    def __init__(self, metrics: Metrics, since: str | None, limit: int | None) -> None:
+        self.stats = ExportStats()
+        self._metrics = metrics
+        self._since = since
+        self._limit = limit
+        self._began = time.perf_counter()
+
+    def watch(self, body: Iterator[bytes]) -> Iterator[bytes]:
+        finished = False
+        try:
+            yield from body
+            finished = True
+        finally:
+            if self.stats.error:
+                self.finish("aborted", f"aborted mid-stream: {self.stats.error}")
+            else:
+                self.finish("ok" if finished else "client_gone", "ok" if finished else
+                            "the client went away before the end")
+
+    def finish(self, outcome: str, message: str, correlation_id: str | None = None) -> None:
+        duration = time.perf_counter() - self._began
+        stats = self.stats
+        self._metrics.exports.labels(outcome).inc()
+        self._metrics.export_seconds.observe(duration)
+        self._metrics.entities.labels("live").inc(stats.entities - stats.deleted)
+        self._metrics.entities.labels("deleted").inc(stats.deleted)
+        log.log(logging.INFO if outcome == "ok" else logging.WARNING, "get_contacts %s", outcome,
+                extra={"since": self._since, "limit": self._limit, "entities": stats.entities,
+                       "deleted": stats.deleted, "upstream_calls": stats.upstream_calls,
+                       "retries": stats.retries, "duration_s": round(duration, 3),
+                       "outcome": outcome, "detail": message, "correlation_id": correlation_id})

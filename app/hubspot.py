@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import requests
 import tenacity
@@ -24,6 +24,7 @@ from requests.adapters import HTTPAdapter
 from .config import Settings
 from .continuation import ALL_IDS, MAX_MS, Query
 from .errors import UpstreamError
+from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class Page:
     server_ms: int
     next_after: str | None = None
     total: int | None = None
+    calls: int = 1  # HubSpot requests it took, retries included
 
 
 def search_body(
@@ -86,7 +88,9 @@ def _server_ms(response: requests.Response) -> int:
 class HubSpotClient:
     """The service's one connection to HubSpot. Thread-safe."""
 
-    def __init__(self, settings: Settings, session: requests.Session | None = None) -> None:
+    def __init__(self, settings: Settings, session: requests.Session | None = None,
+                 metrics: Metrics | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if settings.token is None:
             raise ValueError("HubSpotClient needs an access token")
         self._settings = settings
@@ -106,8 +110,12 @@ class HubSpotClient:
         self._backoff = tenacity.wait_exponential_jitter(multiplier=initial, max=30, jitter=initial)
         self._catalogue_lock = threading.Lock()
         self._catalogue: tuple[float, list[str]] | None = None
-        self.calls = 0  # HubSpot requests sent, retries included (read by metrics and logs)
-        self.retries = 0
+        self._metrics = metrics or Metrics()
+        # HubSpot's X-HubSpot-RateLimit-* headers, when it sends them: no call before this
+        # monotonic time once the current window is used up.
+        self._window_lock = threading.Lock()
+        self._window_reopens = 0.0
+        self._sleep = sleep
 
     # -- public API -------------------------------------------------------------------
 
@@ -120,18 +128,17 @@ class HubSpotClient:
         with self._catalogue_lock:
             now = time.monotonic()
             if self._catalogue is None or now - self._catalogue[0] > self._settings.properties_cache_seconds:
-                data, _ = self._call("GET", "/properties/contacts", budget=self._general_budget)
+                data, _, _ = self._call("GET", "/properties/contacts", endpoint="properties")
                 names = [p["name"] for p in data.get("results", []) if isinstance(p, dict) and "name" in p]
                 self._catalogue = (now, list(dict.fromkeys([*names, *required])))
             return self._catalogue[1]
 
     def search(self, body: dict[str, Any]) -> Page:
-        data, server_ms = self._call(
-            "POST", "/objects/contacts/search", json=body, budget=self._search_budget
-        )
+        data, server_ms, calls = self._call("POST", "/objects/contacts/search", json=body,
+                                            endpoint="search")
         total = data.get("total")
         return Page(data.get("results", []), bool(data.get("paging", {}).get("next")), server_ms,
-                    total=total if isinstance(total, int) else None)
+                    total=total if isinstance(total, int) else None, calls=calls)
 
     def archived_pages(self) -> Iterator[Page]:
         """Every archived (deleted) contact, a list-API page at a time (ids and archivedAt)."""
@@ -141,11 +148,10 @@ class HubSpotClient:
                       "properties": self._settings.modified_property}
             if after is not None:
                 params["after"] = after
-            data, server_ms = self._call(
-                "GET", "/objects/contacts", params=params, budget=self._general_budget
-            )
+            data, server_ms, calls = self._call("GET", "/objects/contacts", params=params,
+                                                endpoint="list")
             after = data.get("paging", {}).get("next", {}).get("after")
-            yield Page(data.get("results", []), after is not None, server_ms, after)
+            yield Page(data.get("results", []), after is not None, server_ms, after, calls=calls)
             if after is None:
                 return
 
@@ -154,21 +160,45 @@ class HubSpotClient:
 
     # -- one call, with budget, retries and error mapping ----------------------------
 
-    def _call(self, method: str, path: str, *, budget: Limiter, **kwargs: Any) -> tuple[dict, int]:
+    def _call(self, method: str, path: str, *, endpoint: str,
+              **kwargs: Any) -> tuple[dict, int, int]:
+        """(JSON body, HubSpot's clock in ms, requests it took) of one logical call."""
         settings = self._settings
+        budget = self._search_budget if endpoint == "search" else self._general_budget
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(lambda e: isinstance(e, UpstreamError) and e.retryable),
             wait=self._wait,
             stop=tenacity.stop_after_attempt(settings.max_retries + 1)
             | tenacity.stop_before_delay(settings.max_retry_wait_seconds),
-            before_sleep=self._before_retry,
+            before_sleep=lambda state: self._before_retry(state, endpoint),
             reraise=True,
         )
         for attempt in retrying:
             with attempt:
                 budget.try_acquire("hubspot")
-                return self._send(method, path, **kwargs)
+                if endpoint != "search":
+                    self._wait_for_window()
+                data, server_ms = self._send(method, path, endpoint, **kwargs)
+                return data, server_ms, attempt.retry_state.attempt_number
         raise AssertionError("unreachable: tenacity either returns or reraises")
+
+    def _wait_for_window(self) -> None:
+        with self._window_lock:
+            pause = self._window_reopens - time.monotonic()
+        if pause > 0:
+            self._sleep(pause)
+
+    def _note_window(self, response: requests.Response) -> None:
+        """Pause the non-search calls when HubSpot says this window has no calls left."""
+        try:
+            remaining = int(response.headers["X-HubSpot-RateLimit-Remaining"])
+            interval_ms = int(response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds", 10_000))
+        except (KeyError, ValueError):
+            return
+        if remaining <= 1:
+            with self._window_lock:
+                self._window_reopens = max(self._window_reopens,
+                                           time.monotonic() + min(interval_ms, 60_000) / 1000)
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
@@ -180,35 +210,43 @@ class HubSpotClient:
                 backoff = max(backoff, 2.0)  # HubSpot: a locked resource wants at least 2 s
         return backoff
 
-    def _before_retry(self, state: tenacity.RetryCallState) -> None:
-        self.retries += 1
+    def _before_retry(self, state: tenacity.RetryCallState, endpoint: str) -> None:
+        self._metrics.upstream_retries.labels(endpoint).inc()
         error = state.outcome.exception() if state.outcome else None
         log.warning(
             "HubSpot call failed, retrying",
-            extra={"attempt": state.attempt_number, "wait_seconds": round(state.upcoming_sleep, 3),
-                   "error": self._redact(str(error))},
+            extra={"endpoint": endpoint, "attempt": state.attempt_number,
+                   "wait_seconds": round(state.upcoming_sleep, 3), "error": str(error),
+                   "correlation_id": getattr(error, "correlation_id", None)},
         )
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> tuple[dict, int]:
+    def _send(self, method: str, path: str, endpoint: str, **kwargs: Any) -> tuple[dict, int]:
         timeout = (self._settings.connect_timeout, self._settings.read_timeout)
-        self.calls += 1
+        outcome = "error"
         try:
             response = self._session.request(method, self._api + path, timeout=timeout, **kwargs)
+            outcome = str(response.status_code)
+            self._note_window(response)
             if response.status_code == 200:
                 return response.json(), _server_ms(response)
         except requests.Timeout as exc:
+            outcome = "timeout"
             raise UpstreamError(504, "HubSpot timed out",
                                 f"No answer from HubSpot within the timeout ({type(exc).__name__}).",
                                 retryable=True) from None
         except requests.ConnectionError as exc:
+            outcome = "connection_error"
             raise UpstreamError(504, "HubSpot unreachable",
                                 f"Could not connect to HubSpot: {self._redact(str(exc))[:300]}",
                                 retryable=True) from None
         except (requests.RequestException, ValueError) as exc:
             # A body cut short or not JSON: the connection broke mid-answer.
+            outcome = "broken"
             raise UpstreamError(502, "HubSpot answer broken",
                                 f"HubSpot's answer could not be read: {type(exc).__name__}.",
                                 retryable=True) from None
+        finally:
+            self._metrics.upstream_calls.labels(endpoint, outcome).inc()
         raise self._error(response)
 
     def _error(self, response: requests.Response) -> UpstreamError:

@@ -47,3 +47,5 @@ def configure(level: str, fmt: str, secret: str | None) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # The rate limiter announces every bucket it makes at INFO: noise for an operator.
+    logging.getLogger("pyrate_limiter").setLevel(max(logging.WARNING, root.level))

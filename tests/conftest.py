@@ -9,7 +9,6 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.config import Settings
-from app.hubspot import HubSpotClient
 from app.sandbox import Sandbox, SandboxServer
 from app.server import create_app
 
@@ -39,8 +38,7 @@ def _settings(sandbox: Sandbox, sandbox_server: SandboxServer) -> Settings:
 
 def make_service(settings: Settings) -> TestClient:
     """The service as an HTTP client, built exactly as `python -m app` builds it."""
-    client = HubSpotClient(settings)
-    return TestClient(create_app(settings, client), raise_server_exceptions=False)
+    return TestClient(create_app(settings), raise_server_exceptions=False)
 
 
 @pytest.fixture(name="service")

@@ -13,7 +13,6 @@ from hypothesis import assume, given, settings, strategies as st
 
 from app.config import Settings
 from app.continuation import parse_since
-from app.hubspot import HubSpotClient
 from app.sandbox import Sandbox, SandboxServer
 from app.server import create_app
 
@@ -23,14 +22,12 @@ _sandbox = Sandbox(contacts=250, seed=5, now_ms=1717200000000, custom_properties
 _server = SandboxServer(_sandbox).start()
 _settings = Settings(token=_sandbox.token, base_url=_server.url, settle_seconds=5,
                      search_rate_per_second=100, general_rate_per_10s=1000)
-_client = HubSpotClient(_settings)
-schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(_settings, _client))
+schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(_settings))
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _stop_sandbox():
     yield
-    _client.close()
     _server.stop()
 
 

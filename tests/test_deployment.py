@@ -28,6 +28,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 30) -> requests.Response:
+    """GET ``url`` until the freshly started service answers (or fail, if it died)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return requests.get(url, timeout=60)
+        except requests.ConnectionError:
+            assert process.poll() is None, f"the service exited with {process.returncode}"
+            assert time.monotonic() < deadline, f"the service did not start in {seconds} s"
+            time.sleep(0.2)
+
+
 class TestSesamExamples:
     def test_system_config_uses_only_variables_the_service_reads(self) -> None:
         """Every variable in the example system config is one the service reads (an
@@ -104,15 +116,7 @@ class TestStartCommand:
         process = started(PORT=str(port), SANDBOX_CONTACTS="300")
         first_line = process.stdout.readline()
         assert "sandbox" in first_line.lower(), first_line
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = requests.get(f"http://127.0.0.1:{port}/get_contacts", timeout=30)
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None, process.stdout.read()
-                assert time.monotonic() < deadline, "the service did not start in 30 s"
-                time.sleep(0.2)
+        response = wait_until_up(f"http://127.0.0.1:{port}/get_contacts", process)
         assert response.status_code == 200, response.text[:300]
         contacts = response.json()
         assert len(contacts) > 200 and all("_updated" in c for c in contacts), len(contacts)

@@ -1,0 +1,164 @@
+"""What an operator relies on: metrics, logs, caller authentication, secrecy of the token,
+and the client's care for HubSpot's rate limits."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+import requests
+from starlette.testclient import TestClient
+
+from app.config import Settings
+from app.hubspot import HubSpotClient
+from app.sandbox import Fault, Sandbox, SandboxServer
+
+from .test_deployment import free_port, wait_until_up
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def metric(service: TestClient, name: str, **labels: str) -> float:
+    """The value of one sample on /metrics (0 when absent)."""
+    text = service.get("/metrics").text
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{name}(?:{{(.*)}})? (\S+)", line)
+        if match and ",".join(sorted((match[1] or "").split(","))) == wanted:
+            return float(match[2])
+    return 0.0
+
+
+class TestMetrics:
+    def test_requests_entities_and_upstream_calls_are_counted(self, service: TestClient,
+                                                               sandbox: Sandbox) -> None:
+        """/metrics counts answers by path and status, entities sent, HubSpot calls by
+        endpoint and status, and retries."""
+        sandbox.inject(Fault(endpoint="search", status=503, times=1))
+        entities = orjson.loads(service.get("/get_contacts").content)
+        service.get("/get_contacts", params={"limit": "0"})
+        assert metric(service, "hubspot_contacts_requests_total", path="/get_contacts",
+                      status="200") == 1
+        assert metric(service, "hubspot_contacts_requests_total", path="/get_contacts",
+                      status="400") == 1
+        assert metric(service, "hubspot_contacts_entities_total", kind="live") == len(entities)
+        assert metric(service, "hubspot_contacts_upstream_calls_total", endpoint="search",
+                      status="503") == 1
+        assert metric(service, "hubspot_contacts_upstream_retries_total", endpoint="search") == 1
+        assert metric(service, "hubspot_contacts_exports_total", outcome="ok") == 1
+
+    def test_metrics_are_prometheus_text(self, service: TestClient) -> None:
+        """The exposition format Prometheus scrapes."""
+        response = service.get("/metrics")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain"), response.headers
+        assert "# TYPE hubspot_contacts_requests_total counter" in response.text
+
+
+class TestSummaryLog:
+    def test_one_line_per_export(self, service: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+        """Each /get_contacts call ends with one log line saying what it did: here one
+        search page (the property catalogue, cached, is counted on /metrics only)."""
+        with caplog.at_level(logging.INFO, logger="app.handlers"):
+            service.get("/get_contacts", params={"limit": "5"})
+        (record,) = [r for r in caplog.records if r.name == "app.handlers"]
+        summary = {k: getattr(record, k, None) for k in
+                   ("since", "limit", "entities", "upstream_calls", "retries", "duration_s", "outcome")}
+        assert summary["limit"] == 5 and summary["entities"] == 5, summary
+        assert summary["outcome"] == "ok" and summary["upstream_calls"] == 1, summary
+        assert summary["retries"] == 0 and summary["duration_s"] >= 0, summary
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+class TestCallerAuthentication:
+    @pytest.fixture(name="guarded")
+    def _guarded(self, configure) -> TestClient:
+        return configure(auth_username="sesam", auth_password="s3cret")
+
+    @pytest.mark.parametrize("headers", [{}, basic("sesam", "wrong"), basic("other", "s3cret"),
+                                         {"Authorization": "Basic !!!"},
+                                         {"Authorization": "Bearer s3cret"}])
+    def test_requests_without_valid_credentials_are_refused(self, guarded: TestClient,
+                                                           headers: dict) -> None:
+        """With AUTH_USERNAME/AUTH_PASSWORD set, missing or wrong credentials get a 401
+        problem with a Basic challenge, on the export and on the metrics."""
+        for path in ("/get_contacts", "/metrics"):
+            response = guarded.get(path, headers=headers)
+            assert response.status_code == 401, f"{path} {headers}: {response.status_code}"
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.headers["www-authenticate"].startswith("Basic"), response.headers
+
+    def test_valid_credentials_pass_and_health_stays_open(self, guarded: TestClient) -> None:
+        """The right credentials export; /health answers without any (container checks)."""
+        assert guarded.get("/get_contacts", params={"limit": "1"},
+                           headers=basic("sesam", "s3cret")).status_code == 200
+        assert guarded.get("/health").status_code == 200
+
+
+class TestRateLimitHeaders:
+    def test_client_waits_when_the_window_is_used_up(self) -> None:
+        """When HubSpot's X-HubSpot-RateLimit-Remaining says the 10-second window is used
+        up, the client pauses for the window instead of running into 429s."""
+        sandbox = Sandbox(contacts=50, seed=3, now_ms=1717200000000)
+        sandbox.general_rate_per_10s = 2
+        pauses: list[float] = []
+        with SandboxServer(sandbox) as server:
+            settings = Settings(token=sandbox.token, base_url=server.url, list_page_size=10)
+            client = HubSpotClient(settings, sleep=pauses.append)
+            client.property_names()
+            list(client.archived_pages())
+            client.close()
+        assert pauses and 9 <= pauses[0] <= 10.5, f"paused {pauses} before the third call"
+
+
+class TestSecrets:
+    def test_token_never_reaches_logs_bodies_or_urls(self, tmp_path: Path) -> None:
+        """With debug logging on, through a normal export, an export cut mid-stream, and a
+        HubSpot error that echoes the token, the token appears in no log line (stdout),
+        no response body and no URL the service requested."""
+        token = "pat-eu1-0123abcd-dead-beef-secret"
+        sandbox = Sandbox(contacts=400, seed=9, now_ms=1717200000000, token=token)
+        port = free_port()
+        log_file = tmp_path / "service.log"
+        with SandboxServer(sandbox) as server, log_file.open("w") as log_out:
+            env = {**{k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")},
+                   "HOST": "127.0.0.1", "PORT": str(port), "HUBSPOT_ACCESS_TOKEN": token,
+                   "HUBSPOT_BASE_URL": server.url, "LOG_LEVEL": "DEBUG",
+                   "HUBSPOT_SEARCH_PAGE_SIZE": "20", "HUBSPOT_MAX_RETRIES": "1",
+                   "HUBSPOT_RETRY_INITIAL_WAIT": "0.01", "HUBSPOT_SEARCH_SETTLE_SECONDS": "5"}
+            process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env,
+                                       stdout=log_out, stderr=subprocess.STDOUT)
+            try:
+                url = f"http://127.0.0.1:{port}"
+                wait_until_up(url + "/health", process)
+                bodies = [requests.get(url + "/get_contacts", timeout=60).text]
+                sandbox.inject(Fault(endpoint="search", status=500, skip=6, times=None))
+                bodies.append(requests.get(url + "/get_contacts", timeout=60).text)
+                sandbox.clear_faults()
+                sandbox.inject(Fault(endpoint="any", status=401, times=None, body={
+                    "status": "error", "message": f"The token {token} is not valid",
+                    "correlationId": "c0ffee", "category": "INVALID_AUTHENTICATION"}))
+                bodies.append(requests.get(url + "/get_contacts", timeout=60).text)
+            finally:
+                process.terminate()
+                process.wait(timeout=10)
+        logged = log_file.read_text()
+        assert "EXPORT ABORTED" in bodies[1] and "c0ffee" in bodies[2], bodies[1][-200:] + bodies[2]
+        assert token not in logged, "the token is in the service's log"
+        assert not [b for b in bodies if token in b], "the token is in a response body"
+        assert not [r for r in sandbox.request_log if token in orjson.dumps(
+            {"path": r["path"], "query": r["query"]}).decode()], "the token is in a URL"
+        lines = [line for line in logged.splitlines() if line.strip()]
+        assert lines and all(line.startswith("{") for line in lines), "not one JSON object per line"
+        for line in lines:
+            orjson.loads(line)
