@@ -12,6 +12,7 @@ import heapq
 import logging
 import queue
 import threading
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, islice
@@ -22,8 +23,10 @@ import orjson
 
 from .config import Settings
 from .continuation import (
-    START, Key, KeysetWalk, contact_key, encode_key, format_ms, join_overlapping, parse_timestamp,
+    START, Key, KeysetWalk, WalkError, contact_key, encode_key, format_ms, join_overlapping,
+    parse_timestamp,
 )
+from .errors import UpstreamError
 from .hubspot import HubSpotClient, Page, search_body
 
 log = logging.getLogger(__name__)
@@ -102,11 +105,12 @@ class Exporter:
             for page in pages:
                 stats.count_page(page)
             walk.fix_horizon(pages[0].server_ms - self._settle_ms)
-            keyed, has_more = join_overlapping(
-                [([(contact_key(c, prop), c) for c in page.results], page.has_more) for page in pages]
-            )
-            batch = [(key, {"_id": contact["id"], "_updated": encode_key(key), **contact})
-                     for key, contact in walk.accept(query, keyed, has_more)]
+            with _unusable_answer("search"):
+                keyed, has_more = join_overlapping(
+                    [([(contact_key(c, prop), c) for c in page.results], page.has_more)
+                     for page in pages])
+                batch = [(key, {"_id": contact["id"], "_updated": encode_key(key), **contact})
+                         for key, contact in walk.accept(query, keyed, has_more)]
             if batch:
                 yield batch
             if wanted is not None:
@@ -133,13 +137,14 @@ class Exporter:
             walk.fix_horizon(page.server_ms - self._settle_ms)
             horizon = walk.horizon_ms
             assert horizon is not None
-            for contact in page.results:
-                archived_at = contact.get("archivedAt")
-                if not archived_at:
-                    continue
-                key = (parse_timestamp(archived_at), int(contact["id"]))
-                if start < key and key[0] <= horizon:
-                    found.append((key, contact["id"]))
+            with _unusable_answer("list of archived contacts"):
+                for contact in page.results:
+                    archived_at = contact.get("archivedAt")
+                    if not archived_at:
+                        continue
+                    key = (parse_timestamp(archived_at), int(contact["id"]))
+                    if start < key and key[0] <= horizon:
+                        found.append((key, contact["id"]))
         found.sort(key=itemgetter(0))
         return ((key, _deletion(key, contact_id)) for key, contact_id in found)
 
@@ -188,6 +193,17 @@ def read_ahead(source: Iterator[T], depth: int) -> Iterator[T]:
             yield item
     finally:
         stop.set()
+
+
+@contextmanager
+def _unusable_answer(what: str) -> Iterator[None]:
+    """A HubSpot answer that parses but cannot be used (a contact without id or time, a
+    page that promises more and holds nothing) is HubSpot's failure, told as such."""
+    try:
+        yield
+    except (ValueError, KeyError, TypeError, AttributeError, WalkError) as exc:
+        raise UpstreamError(502, "HubSpot answer unusable",
+                            f"HubSpot's {what} answer could not be used: {exc}") from None
 
 
 def _deletion(key: Key, contact_id: str) -> Entity:

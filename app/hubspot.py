@@ -228,7 +228,10 @@ class HubSpotClient:
             outcome = str(response.status_code)
             self._note_window(response)
             if response.status_code == 200:
-                return response.json(), _server_ms(response)
+                data = response.json()
+                if not isinstance(data, dict):
+                    raise ValueError("not a JSON object")
+                return data, _server_ms(response)
         except requests.Timeout as exc:
             outcome = "timeout"
             raise UpstreamError(504, "HubSpot timed out",
@@ -278,10 +281,10 @@ class HubSpotClient:
             return UpstreamError(503, "HubSpot rate limit", f"HubSpot kept answering 429: {message}",
                                  retryable=True, retry_after=retry_after, **common)
         if status in RETRYABLE_STATUS:
-            title = "HubSpot unavailable" if status in (503, 504) else "HubSpot failed"
-            return UpstreamError(503 if status in (503, 504) else 502, title,
-                                 f"HubSpot answered {status}: {message}", retryable=True,
-                                 retry_after=retry_after, **common)
+            ours, title = {503: (503, "HubSpot unavailable"), 504: (504, "HubSpot timed out")
+                           }.get(status, (502, "HubSpot failed"))
+            return UpstreamError(ours, title, f"HubSpot answered {status}: {message}",
+                                 retryable=True, retry_after=retry_after, **common)
         return UpstreamError(502, "HubSpot rejected the request",
                              f"HubSpot answered {status}: {message}", **common)
 

@@ -221,6 +221,20 @@ class TestUpstreamFailure:
         assert response.headers["content-type"] == "application/problem+json"
         assert int(response.headers["retry-after"]) >= 1, response.headers
 
+    @pytest.mark.parametrize("body", [
+        {"results": [], "paging": {"next": {"after": "200"}}},
+        {"results": [{"id": "1", "properties": {}}]},
+        {"results": [{"properties": {"lastmodifieddate": "2024-01-01T00:00:00Z"}}]},
+    ])
+    def test_an_unusable_answer_is_hubspots_failure(self, service: TestClient, sandbox: Sandbox,
+                                                   body: dict) -> None:
+        """A HubSpot answer that parses but cannot be used (more promised but nothing sent,
+        a contact without time or id) is a 502 that says so, not a 500 or a short array."""
+        sandbox.inject(Fault(endpoint="search", status=200, body=body, times=None))
+        response = service.get("/get_contacts")
+        assert response.status_code == 502, response.text[:300]
+        assert "could not be used" in response.json()["detail"], response.text
+
     def test_failure_mid_stream_breaks_the_json(self, configure, sandbox: Sandbox) -> None:
         """HubSpot failing after the body has begun ends it as invalid JSON, so Sesam
         cannot take a partial export for a complete one."""

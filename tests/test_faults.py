@@ -1,0 +1,385 @@
+"""HubSpot misbehaving while /get_contacts runs, each time with an emulated Sesam pipe.
+
+Two things are pinned per fault. What an operator sees: a fault that retries absorb
+gives a complete export; one that does not gives a problem+json status (or, once the
+body has begun, a body that is not valid JSON) saying what happened, without a stack
+trace. And what a Sesam pipe keeps: a run during the fault either succeeds completely or
+fails without its offset passing a contact it did not store, and once the fault clears
+the next run brings the pipe back in sync with HubSpot.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Callable
+
+import httpx
+import orjson
+import pytest
+from starlette.testclient import TestClient
+
+from app.continuation import encode_key
+from app.export import CHUNK_BYTES
+from app.sandbox import Fault, Sandbox
+
+from .sesam import SesamPipe, assert_in_sync, settle
+
+ABSORBED = "absorbed"  # the pipe run succeeds: retries hid the fault
+ABORTED = "aborted"  # the pipe run fails on a body that is not valid JSON
+Outcome = int | str  # ABSORBED, ABORTED or the status that fails the pipe run
+
+RETRY_MESSAGE = "HubSpot call failed, retrying"
+CORRELATION = "4c8a1f7e-0d2b-4b6e-9a55-faulttest0001"
+WRONG_TOKEN = "pat-na1-0000-wrong-token-fault-test"
+LEAKS = re.compile(r'Traceback|File "|\.py\b|site-packages|/work/|/usr/')
+CATEGORIES = {401: "INVALID_AUTHENTICATION", 403: "MISSING_SCOPES"}
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+MODIFIED, CREATED, ARCHIVED = 300, 5, 3
+
+
+def hubspot_error(message: str, category: str) -> dict:
+    """An error body as HubSpot sends it, with a correlationId the test can look for."""
+    return {"status": "error", "message": message, "correlationId": CORRELATION,
+            "category": category}
+
+
+@pytest.fixture(name="strategy", params=[("max", 100), ("chronological", 40)],
+                ids=["max", "chronological-40"])
+def _strategy(request: pytest.FixtureRequest) -> tuple[str, int]:
+    """The Sesam continuation strategy (and page size) of the pipe under test."""
+    return request.param
+
+
+# -- what the service answers --------------------------------------------------------
+
+
+def retries(caplog: pytest.LogCaptureFixture) -> int:
+    """How many HubSpot calls the service retried since the log was last cleared."""
+    return sum(record.getMessage() == RETRY_MESSAGE for record in caplog.records)
+
+
+def calls(sandbox: Sandbox, endpoint: str) -> list[int]:
+    """The statuses the sandbox answered to calls of one endpoint, in order."""
+    suffix = {"search": "/search", "properties": "/properties/contacts",
+              "list": "/objects/contacts"}[endpoint]
+    return [r["status"] for r in sandbox.request_log if r["path"].endswith(suffix)]
+
+
+def get_with(service: TestClient, sandbox: Sandbox, fault: Fault | None,
+             caplog: pytest.LogCaptureFixture) -> httpx.Response:
+    """A full export while ``fault`` is armed (with fresh request counts and log)."""
+    sandbox.reset_counters()
+    caplog.clear()
+    if fault is not None:
+        sandbox.inject(fault)
+    response = service.get("/get_contacts")
+    sandbox.clear_faults()
+    return response
+
+
+def assert_complete(response: httpx.Response, sandbox: Sandbox, context: str) -> None:
+    """A 200 JSON array of every live contact, once each, in strictly increasing order."""
+    assert response.status_code == 200, f"{context}: {response.status_code} {response.text[:300]}"
+    assert response.headers["content-type"].startswith("application/json"), (
+        f"{context}: {response.headers}")
+    entities = orjson.loads(response.content)
+    updates = [e["_updated"] for e in entities]
+    assert all(a < b for a, b in zip(updates, updates[1:])), f"{context}: not strictly increasing"
+    ids = [e["_id"] for e in entities]
+    assert len(ids) == len(set(ids)) and set(ids) == set(sandbox.live()), (
+        f"{context}: {len(ids)} entities for {len(sandbox.live())} live contacts")
+
+
+def assert_problem(response: httpx.Response, status: int, says: str, context: str) -> dict:
+    """A problem+json answer of ``status`` whose title or detail contains ``says``, with
+    Retry-After on a 503 and nothing of the service's insides."""
+    assert response.status_code == status, (
+        f"{context}: {response.status_code} instead of {status}: {response.text[:300]}")
+    assert response.headers["content-type"] == "application/problem+json", (
+        f"{context}: {response.headers}")
+    problem = response.json()
+    assert problem["status"] == status and problem["title"], f"{context}: {problem}"
+    assert says in problem["detail"] or says in problem["title"], (
+        f"{context}: the problem does not say {says!r}: {problem}")
+    assert not LEAKS.search(response.text), f"{context}: the body shows internals: {response.text}"
+    if status == 503:
+        assert int(response.headers.get("retry-after", "0")) >= 1, (
+            f"{context}: a 503 without Retry-After: {response.headers}")
+    return problem
+
+
+# -- what the pipe keeps -----------------------------------------------------------------
+
+
+def change_contacts(sandbox: Sandbox) -> None:
+    """Modify, create and archive contacts on many milliseconds (enough entities for more
+    than one body chunk), then let them settle."""
+    live = sorted(sandbox.live(), key=int)
+    sandbox.advance(60_000)
+    for first in range(0, MODIFIED, 10):
+        sandbox.modify(live[first:first + 10], {"firstname": f"changed{first}"})
+        sandbox.advance(3)
+    sandbox.create(count=CREATED)
+    sandbox.advance(1)
+    sandbox.archive(live[-ARCHIVED:])
+    settle(sandbox)
+
+
+def synced_pipe(service: TestClient, sandbox: Sandbox, strategy: tuple[str, int]) -> SesamPipe:
+    """A pipe that did a full run, with contacts changed in HubSpot since then."""
+    name, page_size = strategy
+    pipe = SesamPipe(service, name, page_size=page_size)  # type: ignore[arg-type]
+    pipe.run()
+    assert_in_sync(pipe, sandbox, f"{name}: after the first full run")
+    change_contacts(sandbox)
+    return pipe
+
+
+def positions(sandbox: Sandbox) -> dict[str, str]:
+    """Every contact's `_updated` as of its latest change (modification or deletion)."""
+    return {cid: encode_key((ms, int(cid)))
+            for cid, ms in [*sandbox.live().items(), *sandbox.archived().items()]}
+
+
+def assert_nothing_skipped(pipe: SesamPipe, sandbox: Sandbox, context: str) -> None:
+    """Every contact whose latest change lies at or before the pipe's offset is held in
+    that latest state: live contacts at their last modification, deleted ones not as live."""
+    offset, held, live = pipe.offset or "", pipe.live(), sandbox.live()
+    skipped = sorted(cid for cid, position in positions(sandbox).items()
+                     if position <= offset and held.get(cid) != live.get(cid))
+    assert not skipped, (
+        f"{context}: the offset {offset} passed {len(skipped)} changes it did not store, "
+        f"e.g. contacts {skipped[:5]}")
+
+
+def run_through(pipe: SesamPipe, sandbox: Sandbox, outcome: Outcome,
+                recover: Callable[[], None] | None = None) -> None:
+    """One pipe run during the fault, with ``outcome``; then the fault clears (``recover``,
+    by default the sandbox's faults are cleared), and the next run leaves the pipe in sync."""
+    context = f"{pipe.strategy} pipe"
+    before = pipe.offset
+    if outcome == ABSORBED:
+        due = sum(position > (before or "") for position in positions(sandbox).values())
+        assert due >= MODIFIED, f"{context}: only {due} changes to deliver"
+        received = pipe.run()
+        assert received == due, f"{context}: {received} entities for {due} changes"
+    else:
+        expected = orjson.JSONDecodeError if outcome == ABORTED else AssertionError
+        with pytest.raises(expected) as failure:
+            pipe.run()
+        if outcome != ABORTED:
+            assert f": {outcome} " in str(failure.value), (
+                f"{context}: the run failed otherwise than on a {outcome}: {failure.value}")
+        if pipe.strategy == "max":
+            assert pipe.offset == before, f"{context}: the offset moved on a failed run"
+        assert pipe.offset is not None and before is not None and pipe.offset >= before, (
+            f"{context}: the offset went from {before} back to {pipe.offset}")
+        assert_nothing_skipped(pipe, sandbox, f"{context} after the failed run")
+        (recover or sandbox.clear_faults)()
+        pipe.run()
+    assert_in_sync(pipe, sandbox, f"{context} once the fault cleared")
+
+
+def pipe_through(service: TestClient, sandbox: Sandbox, strategy: tuple[str, int],
+                 fault: Fault, outcome: Outcome) -> None:
+    """A synced pipe, contacts changed, a run while ``fault`` is armed, then recovery."""
+    pipe = synced_pipe(service, sandbox, strategy)
+    sandbox.inject(fault)
+    run_through(pipe, sandbox, outcome)
+
+
+# -- the faults ---------------------------------------------------------------------------
+
+
+class TestRateLimit:
+    STORM = Fault(endpoint="search", kind="rate_limit", times=4)
+    MAX_RETRIES = 5
+
+    def test_a_429_storm_without_retry_after_is_absorbed(self, configure, sandbox: Sandbox,
+                                                         strategy, caplog) -> None:
+        """Four 429s in a row on search, without Retry-After: the client backs off by
+        itself and the export is complete; a pipe run through them succeeds."""
+        service = configure(max_retries=self.MAX_RETRIES)
+        assert_complete(get_with(service, sandbox, self.STORM, caplog), sandbox, "429 storm")
+        assert calls(sandbox, "search").count(429) == 4, calls(sandbox, "search")
+        assert retries(caplog) == 4, f"{retries(caplog)} retries for 4 429s"
+        pipe_through(service, sandbox, strategy, self.STORM, ABSORBED)
+
+    def test_retry_after_is_honoured(self, service: TestClient, sandbox: Sandbox, strategy,
+                                     caplog) -> None:
+        """A 429 that says Retry-After: 1 is retried no sooner than a second later (not
+        after the much shorter backoff), and the export is complete."""
+        fault = Fault(endpoint="search", kind="rate_limit", times=1, headers={"Retry-After": "1"})
+        began = time.monotonic()
+        response = get_with(service, sandbox, fault, caplog)
+        waited = time.monotonic() - began
+        assert_complete(response, sandbox, "429 with Retry-After")
+        assert waited >= 1.0 and retries(caplog) == 1, (
+            f"{retries(caplog)} retries after {waited:.2f} s for Retry-After: 1")
+        pipe_through(service, sandbox, strategy, fault, ABSORBED)
+
+    def test_a_persistent_429_is_a_503_after_bounded_calls(self, configure, sandbox: Sandbox,
+                                                           strategy, caplog) -> None:
+        """429 on every search: 503 problem+json with Retry-After and HubSpot's
+        correlationId, after at most max_retries + 1 search calls; the pipe run fails
+        without losing anything and recovers once the limit lifts."""
+        service = configure(max_retries=self.MAX_RETRIES)
+        fault = Fault(endpoint="search", kind="rate_limit", times=None)
+        problem = assert_problem(get_with(service, sandbox, fault, caplog), 503, "429",
+                                 "persistent 429")
+        assert UUID.fullmatch(problem.get("correlationId", "")), f"no correlationId: {problem}"
+        searches = calls(sandbox, "search")
+        assert 1 < len(searches) <= self.MAX_RETRIES + 1 and set(searches) == {429}, (
+            f"{len(searches)} search calls {searches} for max_retries={self.MAX_RETRIES}")
+        pipe_through(service, sandbox, strategy, fault, 503)
+
+
+class TestUnavailable:
+    def test_three_503s_are_absorbed(self, service: TestClient, sandbox: Sandbox, strategy,
+                                     caplog) -> None:
+        """Three 503s in a row on search are retried (max_retries is 3): the export is
+        complete and a pipe run through them succeeds."""
+        fault = Fault(endpoint="search", status=503, times=3,
+                      body=hubspot_error("Service Unavailable", "INTERNAL_ERROR"))
+        assert_complete(get_with(service, sandbox, fault, caplog), sandbox, "three 503s")
+        assert calls(sandbox, "search").count(503) == 3, calls(sandbox, "search")
+        assert retries(caplog) == 3, f"{retries(caplog)} retries for three 503s"
+        pipe_through(service, sandbox, strategy, fault, ABSORBED)
+
+
+class TestTimeouts:
+    """HubSpot answering later than the read timeout (0.5 s here, so the tests stay fast)."""
+
+    HANG = {"endpoint": "search", "kind": "hang", "seconds": 1.0}
+
+    @pytest.fixture(name="impatient")
+    def _impatient(self, configure) -> TestClient:
+        return configure(read_timeout=0.5, max_retries=1)
+
+    def test_one_hang_is_absorbed(self, impatient: TestClient, sandbox: Sandbox, strategy,
+                                  caplog) -> None:
+        """One search that hangs past the read timeout is abandoned and retried: the
+        export is complete and a pipe run through it succeeds."""
+        fault = Fault(**self.HANG, times=1)
+        assert_complete(get_with(impatient, sandbox, fault, caplog), sandbox, "one hang")
+        assert retries(caplog) == 1, f"{retries(caplog)} retries for one hang"
+        pipe_through(impatient, sandbox, strategy, fault, ABSORBED)
+
+    def test_a_persistent_hang_is_a_504(self, impatient: TestClient, sandbox: Sandbox,
+                                        strategy, caplog) -> None:
+        """Every search hanging past the read timeout: 504 problem+json saying HubSpot
+        timed out, after max_retries + 1 attempts; the pipe run fails without loss."""
+        fault = Fault(**self.HANG, times=None)
+        assert_problem(get_with(impatient, sandbox, fault, caplog), 504, "timed out",
+                       "persistent hang")
+        assert retries(caplog) == 1, f"{retries(caplog)} retries with max_retries=1"
+        pipe_through(impatient, sandbox, strategy, fault, 504)
+
+
+class TestBrokenConnection:
+    def test_a_body_cut_once_is_absorbed(self, service: TestClient, sandbox: Sandbox, strategy,
+                                         caplog) -> None:
+        """A search answer whose connection closes halfway through the body is read
+        again: the export is complete and a pipe run through it succeeds."""
+        fault = Fault(endpoint="search", kind="close", times=1)
+        assert_complete(get_with(service, sandbox, fault, caplog), sandbox, "one cut body")
+        assert retries(caplog) == 1, f"{retries(caplog)} retries for one cut body"
+        pipe_through(service, sandbox, strategy, fault, ABSORBED)
+
+    def test_bodies_cut_every_time_are_a_502(self, service: TestClient, sandbox: Sandbox,
+                                             strategy, caplog) -> None:
+        """Every search answer cut halfway: 502 problem+json saying HubSpot's answer was
+        broken, after the retries; the pipe run fails without loss."""
+        fault = Fault(endpoint="search", kind="close", times=None)
+        assert_problem(get_with(service, sandbox, fault, caplog), 502, "broken", "cut bodies")
+        assert retries(caplog) == 3, f"{retries(caplog)} retries with max_retries=3"
+        pipe_through(service, sandbox, strategy, fault, 502)
+
+
+class TestMidStream:
+    PAGE_SIZE = 50
+    FAULT = Fault(endpoint="search", status=500, skip=4, times=None,
+                  body=hubspot_error("Internal error", "INTERNAL_ERROR"))
+
+    def test_a_failure_after_the_first_chunk_cuts_the_body(self, configure, sandbox: Sandbox,
+                                                           strategy, caplog) -> None:
+        """A persistent 500 from the 5th search page on, after more than a chunk of the
+        body was sent: status 200, but the body ends with the EXPORT ABORTED trailer
+        (naming HubSpot's correlationId) and is not a JSON array. A "max" pipe fails on
+        it without moving its offset; a chronological pipe with small pages gets a 502
+        on the request that hits the fault and keeps what it stored. Once HubSpot
+        recovers, both are in sync."""
+        service = configure(search_page_size=self.PAGE_SIZE)
+        response = get_with(service, sandbox, self.FAULT, caplog)
+        body = response.content
+        assert response.status_code == 200 and body.startswith(b"[{"), (
+            f"{response.status_code} {body[:200]!r}")
+        assert len(body) > CHUNK_BYTES, f"only {len(body)} bytes: the fault hit before streaming"
+        _, _, trailer = body.partition(b"\n!! EXPORT ABORTED: ")
+        assert trailer and not body.rstrip().endswith(b"]"), (
+            f"no EXPORT ABORTED trailer: {body[-300:]!r}")
+        assert CORRELATION.encode() in trailer, f"the trailer lacks the correlationId: {trailer!r}"
+        assert not LEAKS.search(trailer.decode()), f"the trailer shows internals: {trailer!r}"
+        with pytest.raises(orjson.JSONDecodeError):
+            orjson.loads(body)
+        searches = calls(sandbox, "search")
+        assert searches.count(200) == 4 and searches.count(500) > 1, searches
+        outcome = ABORTED if strategy[0] == "max" else 502
+        pipe_through(service, sandbox, strategy, self.FAULT, outcome)
+
+
+class TestRefused:
+    """What retries cannot fix is answered at once, after exactly one HubSpot call."""
+
+    def test_a_wrong_token_is_a_502_naming_the_variable(self, service: TestClient, configure,
+                                                        sandbox: Sandbox, strategy,
+                                                        caplog) -> None:
+        """A token HubSpot refuses: 502 problem+json whose detail names
+        HUBSPOT_ACCESS_TOKEN but not the token, after one call; a pipe run with it fails
+        without loss and recovers once the token is right again."""
+        wrong = configure(token=WRONG_TOKEN)
+        response = get_with(wrong, sandbox, None, caplog)
+        problem = assert_problem(response, 502, "HUBSPOT_ACCESS_TOKEN", "wrong token")
+        assert WRONG_TOKEN not in response.text, "the refused token is in the answer"
+        assert UUID.fullmatch(problem.get("correlationId", "")), f"no correlationId: {problem}"
+        assert [r["status"] for r in sandbox.request_log] == [401], sandbox.request_log
+        assert retries(caplog) == 0, "a refused token was retried"
+        pipe = synced_pipe(service, sandbox, strategy)
+        pipe.service = wrong
+        run_through(pipe, sandbox, 502, recover=lambda: setattr(pipe, "service", service))
+
+    @pytest.mark.parametrize("endpoint,status,says", [
+        ("properties", 401, "HUBSPOT_ACCESS_TOKEN"),
+        ("search", 403, "crm.objects.contacts.read"),
+    ])
+    def test_refusal_is_a_502_without_retries(self, configure, sandbox: Sandbox, strategy,
+                                              caplog, endpoint: str, status: int,
+                                              says: str) -> None:
+        """A 401 on the property catalogue or a 403 (missing scope) on search: 502
+        problem+json saying what to fix, with HubSpot's correlationId, after exactly one
+        call; the pipe run fails without loss. (The catalogue is not cached here, so
+        the pipe's run asks for it again.)"""
+        service = configure(properties_cache_seconds=0)
+        fault = Fault(endpoint=endpoint, status=status, times=None,
+                      body=hubspot_error(f"refused ({status})", CATEGORIES[status]))
+        problem = assert_problem(get_with(service, sandbox, fault, caplog), status=502, says=says,
+                                 context=f"{status} on {endpoint}")
+        assert problem.get("correlationId") == CORRELATION, f"correlationId lost: {problem}"
+        assert calls(sandbox, endpoint) == [status], calls(sandbox, endpoint)
+        assert retries(caplog) == 0, f"a {status} was retried"
+        pipe_through(service, sandbox, strategy, fault, 502)
+
+    def test_the_daily_limit_fails_fast_with_a_503(self, service: TestClient, sandbox: Sandbox,
+                                                   strategy, caplog) -> None:
+        """The portal's daily limit (429 with policyName DAILY): 503 problem+json with
+        Retry-After saying so, after exactly one search call (retrying cannot help
+        before midnight); the pipe run fails without loss."""
+        fault = Fault(endpoint="search", kind="daily", times=None)
+        problem = assert_problem(get_with(service, sandbox, fault, caplog), 503, "daily",
+                                 "daily limit")
+        assert UUID.fullmatch(problem.get("correlationId", "")), f"no correlationId: {problem}"
+        assert calls(sandbox, "search") == [429], calls(sandbox, "search")
+        assert retries(caplog) == 0, "the daily limit was retried"
+        pipe_through(service, sandbox, strategy, fault, 503)
