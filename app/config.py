@@ -34,7 +34,7 @@ class Settings:
     properties_cache_seconds: float = 3600.0
     settle_seconds: float = 60.0
     search_page_size: int = 200
-    search_concurrency: int = 3
+    search_concurrency: int = 6
     list_page_size: int = 100
     include_deleted: bool = True
     search_rate_per_second: int = 4
@@ -139,7 +139,7 @@ def load(env: Mapping[str, str]) -> Settings:
                              "seconds, 0 or more", lambda v: v >= 0),
         search_page_size=_read(env, ("HUBSPOT_SEARCH_PAGE_SIZE",), int, 200,
                                "a whole number 2-200", lambda v: 2 <= v <= 200),
-        search_concurrency=_read(env, ("HUBSPOT_SEARCH_CONCURRENCY",), int, 3,
+        search_concurrency=_read(env, ("HUBSPOT_SEARCH_CONCURRENCY",), int, 6,
                                  "a whole number 1-10", lambda v: 1 <= v <= 10),
         list_page_size=_read(env, ("HUBSPOT_LIST_PAGE_SIZE",), int, 100,
                              "a whole number 1-100", lambda v: 1 <= v <= 100),

@@ -311,7 +311,8 @@ class TestMidStream:
         it without moving its offset; a chronological pipe with small pages gets a 502
         on the request that hits the fault and keeps what it stored. Once HubSpot
         recovers, both are in sync."""
-        service = configure(search_page_size=self.PAGE_SIZE)
+        # One page at a time, so that "the 5th page" comes after the first chunk was sent.
+        service = configure(search_page_size=self.PAGE_SIZE, search_concurrency=1)
         response = get_with(service, sandbox, self.FAULT, caplog)
         body = response.content
         assert response.status_code == 200 and body.startswith(b"[{"), (

@@ -238,7 +238,7 @@ class TestUpstreamFailure:
     def test_failure_mid_stream_breaks_the_json(self, configure, sandbox: Sandbox) -> None:
         """HubSpot failing after the body has begun ends it as invalid JSON, so Sesam
         cannot take a partial export for a complete one."""
-        service = configure(search_page_size=50)
+        service = configure(search_page_size=50, search_concurrency=1)
         sandbox.inject(Fault(endpoint="search", status=500, skip=5, times=None))
         response = service.get("/get_contacts")
         assert response.status_code == 200 and response.content.startswith(b"[{")

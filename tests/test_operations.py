@@ -134,7 +134,8 @@ class TestSecrets:
             env = {**{k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")},
                    "HOST": "127.0.0.1", "PORT": str(port), "HUBSPOT_ACCESS_TOKEN": token,
                    "HUBSPOT_BASE_URL": server.url, "LOG_LEVEL": "DEBUG",
-                   "HUBSPOT_SEARCH_PAGE_SIZE": "20", "HUBSPOT_MAX_RETRIES": "1",
+                   "HUBSPOT_SEARCH_PAGE_SIZE": "20", "HUBSPOT_SEARCH_CONCURRENCY": "1",
+                   "HUBSPOT_MAX_RETRIES": "1",
                    "HUBSPOT_RETRY_INITIAL_WAIT": "0.01", "HUBSPOT_SEARCH_SETTLE_SECONDS": "5"}
             process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env,
                                        stdout=log_out, stderr=subprocess.STDOUT)
