@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, Iterable, Literal
 
 ID_WIDTH = 19  # digits of the largest 64-bit id; HubSpot ids are 64-bit integers
@@ -75,8 +76,13 @@ def format_ms(ms: int) -> str:
     if not MIN_MS <= ms <= MAX_MS:
         raise ValueError(f"epoch ms {ms} is outside 1970-01-01 .. 9999-12-31")
     seconds, millis = divmod(ms, 1000)
-    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis:03d}Z"
+    return f"{_format_second(seconds)}.{millis:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _format_second(seconds: int) -> str:
+    # Cached: an export formats one timestamp per contact, and neighbours share seconds.
+    return f"{datetime.fromtimestamp(seconds, tz=timezone.utc):%Y-%m-%dT%H:%M:%S}"
 
 
 def encode_key(key: Key) -> str:

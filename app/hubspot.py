@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+import orjson
 import requests
 import tenacity
 from pyrate_limiter import Duration, Limiter, Rate
@@ -228,7 +229,7 @@ class HubSpotClient:
             outcome = str(response.status_code)
             self._note_window(response)
             if response.status_code == 200:
-                data = response.json()
+                data = orjson.loads(response.content)
                 if not isinstance(data, dict):
                     raise ValueError("not a JSON object")
                 return data, _server_ms(response)
