@@ -196,9 +196,14 @@ class KeysetWalk:
             emit(walk.accept(query, page, has_more))
     """
 
-    def __init__(self, start: Key, horizon_ms: int | None = None) -> None:
+    def __init__(self, start: Key, horizon_ms: int | None = None,
+                 read_by_id_from: int | None = None) -> None:
+        """``read_by_id_from``: a held-back millisecond with at least this many contacts on
+        the page is read by id straight away (a page size's worth would otherwise come back
+        as a page of that millisecond alone, in no useful order)."""
         self._after = start
         self._horizon_ms = horizon_ms
+        self._read_by_id_from = read_by_id_from
         self._tie_ms: int | None = None
         self._done = False
 
@@ -258,7 +263,11 @@ class KeysetWalk:
             return []
         # The last millisecond on the page may go on in the next one: hold it back, and
         # the next query (from the last key emitted) reads it again whole.
-        return self._emit([item for item in page if item[0][0] < last_ms])
+        emitted = self._emit([item for item in page if item[0][0] < last_ms])
+        held = len(page) - len(emitted)
+        if self._read_by_id_from is not None and held >= self._read_by_id_from:
+            self._tie_ms, self._after = last_ms, (last_ms, -1)
+        return emitted
 
     def _accept_tie(self, page: list[tuple[Key, Any]], has_more: bool) -> list[tuple[Key, Any]]:
         page = [item for item in page if item[0][0] == self._tie_ms]

@@ -69,7 +69,7 @@ class Exporter:
             yield entity
 
     def _changes(self, start: Key, limit: int | None, stats: ExportStats) -> Iterator[Entity]:
-        walk = KeysetWalk(start)
+        walk = KeysetWalk(start, read_by_id_from=self._settings.search_page_size - 1)
         if start == START or not self._settings.include_deleted:
             # A full export lists what exists; Sesam's full rescan tracks deletions itself.
             for batch in read_ahead(self._live(walk, limit, stats), READ_AHEAD_ROUNDS):

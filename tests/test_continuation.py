@@ -123,10 +123,11 @@ class FakeSearch:
 
 
 def walk_all(search: FakeSearch, start: Key, horizon: int | None, page_size: int,
-             between_pages=lambda n: None, round_pages: int = 1) -> list[Key]:
+             between_pages=lambda n: None, round_pages: int = 1,
+             read_by_id_from: int | None = None) -> list[Key]:
     """Run a walk to its end, the way the exporter does (``round_pages`` overlapping pages
     per query); return the keys emitted."""
-    walk = KeysetWalk(start)
+    walk = KeysetWalk(start, read_by_id_from=read_by_id_from)
     emitted: list[Key] = []
     while (query := walk.next_query()) is not None:
         pages = []
@@ -170,16 +171,18 @@ class TestKeysetWalk:
 
     @settings(max_examples=400, deadline=None)
     @given(portals, st.integers(2, 12), st.integers(0, 2**32), st.integers(2, 4),
-           st.booleans(), st.one_of(st.just(START), st.tuples(st.integers(-1, 40), st.integers(-1, 501))))
+           st.booleans(), st.one_of(st.just(START), st.tuples(st.integers(-1, 40), st.integers(-1, 501))),
+           st.one_of(st.none(), st.integers(1, 12)))
     def test_overlapping_pages_read_ahead_without_loss(
         self, keys: list[Key], page_size: int, seed: int, round_pages: int, unstable: bool,
-        start: Key,
+        start: Key, read_by_id_from: int | None,
     ) -> None:
-        """Several overlapping pages per query (read ahead to hide HubSpot's latency) emit
-        exactly what one page at a time does, even if HubSpot orders ties differently in
-        each answer."""
+        """Several overlapping pages per query (read ahead to hide HubSpot's latency), and
+        reading big ties by id as soon as they show, emit exactly what one page at a time
+        does, even if HubSpot orders ties differently in each answer."""
         search = FakeSearch(keys, seed, unstable_ties=unstable)
-        emitted = walk_all(search, start, None, page_size, round_pages=round_pages)
+        emitted = walk_all(search, start, None, page_size, round_pages=round_pages,
+                           read_by_id_from=read_by_id_from)
         expected = sorted(k for k in keys if k > start)
         assert emitted == expected, (
             f"page_size={page_size} round_pages={round_pages} unstable={unstable}: missing "
