@@ -1,0 +1,431 @@
+"""The benchmarks B1..B6. Each starts its own sandbox and service processes and stops them.
+
+Every figure is measured in the same run as its reference and reported as a ratio (or a
+count against a target), because the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import requests
+
+from app.config import Settings
+from app.continuation import START, KeysetWalk, contact_key, join_overlapping
+from app.hubspot import HubSpotClient, search_body
+
+from .consume import Export, consume
+from .procs import TOKEN, BenchError, Process, SandboxProcess, ServiceProcess
+from .tutorial_port import TutorialService
+
+MODIFIED = "lastmodifieddate"
+HIGH_BUDGET = 100  # searches/s: the most HUBSPOT_SEARCH_RATE_PER_SECOND accepts
+DEFAULTS = Settings()  # the service's defaults: search budget and page size
+SEARCH_LIMIT = 5  # the sandbox's search limit in B2 and B5 (HubSpot: 4-5/s)
+GENERAL_LIMIT = 100  # list and properties per 10 s (HubSpot Free/Starter)
+SETTLE_SECONDS = 0
+CONTAINER_MB = 128  # Sesam's default container memory
+MAX_ROUNDS = 100_000  # a bound on the bare walk
+SEED = 1
+MB = 1024  # VmHWM is in KiB
+
+
+@dataclass(frozen=True)
+class Sizes:
+    b1_contacts: int
+    b1_repeats: int
+    b2_contacts: int
+    b2_latencies_ms: tuple[int, ...]
+    b3_contacts: tuple[int, int]
+    b3_concurrent_contacts: int
+    b3_consumers: int
+    b4_contacts: int
+    b4_changes: tuple[int, ...]
+    b5_contacts: int
+    b5_latency_ms: int
+    b5_repeats: int
+    b6_contacts: int
+    b6_changes: int
+
+
+FULL = Sizes(b1_contacts=50_000, b1_repeats=2, b2_contacts=20_000, b2_latencies_ms=(150, 400),
+             b3_contacts=(10_000, 200_000), b3_concurrent_contacts=20_000, b3_consumers=10,
+             b4_contacts=30_000, b4_changes=(1, 150, 5_000, 25_000), b5_contacts=20_000, b5_latency_ms=150,
+             b5_repeats=3, b6_contacts=10_000, b6_changes=150)
+SMOKE = Sizes(b1_contacts=2_000, b1_repeats=1, b2_contacts=2_000, b2_latencies_ms=(150,),
+              b3_contacts=(1_000, 4_000), b3_concurrent_contacts=2_000, b3_consumers=10,
+              b4_contacts=2_000, b4_changes=(1, 150), b5_contacts=2_000, b5_latency_ms=150,
+              b5_repeats=1, b6_contacts=2_000, b6_changes=150)
+
+
+@dataclass
+class Row:
+    """One line of the results table; `data` holds the raw numbers for the JSON file."""
+
+    id: str
+    what: str
+    measured: str
+    reference: str
+    value: str
+    target: str
+    holds: bool | None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def running(process: Process) -> Iterator[Any]:
+    """The process started, and stopped whatever happens."""
+    try:
+        yield process.start()
+    finally:
+        process.stop()
+
+
+@contextmanager
+def portal(contacts: int, search_rate: int | None = HIGH_BUDGET) -> Iterator[tuple[SandboxProcess, ServiceProcess,
+                                                                                  requests.Session]]:
+    """A sandbox of `contacts`, a service reading it (None: the default budget), an HTTP session."""
+    with ExitStack() as stack:
+        sandbox = stack.enter_context(running(SandboxProcess(contacts, SEED)))
+        service = stack.enter_context(running(ServiceProcess(sandbox, search_rate, SETTLE_SECONDS)))
+        yield sandbox, service, stack.enter_context(requests.Session())
+
+
+def warm(http: requests.Session, service: ServiceProcess) -> None:
+    """One tiny export, so that the property catalogue is cached and a connection is open."""
+    consume(http, service.url, limit=1)
+
+
+def pause_for_budgets() -> None:
+    """Let the per-second search budgets (the service's and the sandbox's) refill."""
+    time.sleep(1.1)
+
+
+def expect(count: int, expected: int, what: str, notes: list[str]) -> None:
+    if count != expected:
+        notes.append(f"{what}: {count:,} entities, but the sandbox holds {expected:,}: the service lost or "
+                     "repeated contacts")
+
+
+def upstream_calls(stats: dict[str, int]) -> int:
+    return stats["search"] + stats["list"]
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def rate(x: float) -> str:
+    return f"{x:,.0f} entities/s"
+
+
+def megabytes(kib: int) -> str:
+    return f"{kib / MB:,.1f} MB"
+
+
+def bare_walk(sandbox: SandboxProcess) -> tuple[int, float]:
+    """A full read of the sandbox with the service's own HubSpot client, driven the way the
+    export's `_live` drives it (keyset walk; rounds of up to `search_concurrency` overlapping
+    pages fetched at once and joined; same page size and properties), results discarded."""
+    settings = Settings(token=TOKEN, base_url=sandbox.url, search_rate_per_second=HIGH_BUDGET,
+                        settle_seconds=SETTLE_SECONDS)
+    prop, size, most = settings.modified_property, settings.search_page_size, settings.search_concurrency
+    client = HubSpotClient(settings)
+    try:
+        properties = client.property_names()
+        with ThreadPoolExecutor(most) as pool:
+            began = time.perf_counter()
+            walk, entities, pages_in_round = KeysetWalk(START), 0, 1
+            for _ in range(MAX_ROUNDS):
+                query = walk.next_query()
+                if query is None:
+                    return entities, time.perf_counter() - began
+                bodies = [search_body(query, prop, properties, size, offset=i * (size - 1))
+                          for i in range(pages_in_round)]
+                pages = list(pool.map(client.search, bodies))
+                walk.fix_horizon(pages[0].server_ms - int(settings.settle_seconds * 1000))
+                keyed, has_more = join_overlapping(
+                    [([(contact_key(c, prop), c) for c in page.results], page.has_more) for page in pages])
+                emitted = len(walk.accept(query, keyed, has_more))
+                entities += emitted
+                left = max((pages[0].total or 0) - emitted, 0)
+                pages_in_round = max(1, min(most, -(-left // (size - 1))))
+        raise BenchError(f"the bare walk did not end within {MAX_ROUNDS} rounds")
+    finally:
+        client.close()
+
+
+def make_changes(sandbox: SandboxProcess, k: int, rng: random.Random) -> set[str]:
+    """Modify k random live contacts through the admin surface: a bulk update of k // 3 of
+    them on one millisecond (a tie) between two halves of single-contact edits (one admin
+    call each, so mostly on distinct milliseconds). Then the sandbox clock is moved past
+    the service's settle time. Returns the ids changed."""
+    ids = rng.sample(sorted(sandbox.truth()["live"]), k)
+    tie = k // 3
+    singles = ids[tie:]
+    half = len(singles) // 2
+    for batch in [[cid] for cid in singles[:half]] + [ids[:tie]] + [[cid] for cid in singles[half:]]:
+        if batch:
+            sandbox.admin("POST", "modify", {"ids": batch})
+    sandbox.advance(int(SETTLE_SECONDS * 1000) + 2000)  # the Date header has whole seconds
+    return set(ids)
+
+
+def measure_calls(sandbox: SandboxProcess, run: Callable[[], Any]) -> tuple[Any, dict[str, int]]:
+    """What `run` returns, and the HubSpot requests it caused (by endpoint)."""
+    sandbox.reset_stats()
+    result = run()
+    return result, sandbox.stats()
+
+
+# --------------------------------------------------------------------------- B1
+
+
+def b1_serving_overhead(sizes: Sizes, notes: list[str]) -> list[Row]:
+    n = sizes.b1_contacts
+    with portal(n) as (sandbox, service, http):
+        live = len(sandbox.truth()["live"])
+        warm(http, service)
+        bare: list[float] = []
+        served: list[float] = []
+        for _ in range(sizes.b1_repeats):  # interleaved, so both see the same machine
+            entities, seconds = bare_walk(sandbox)
+            expect(entities, live, "B1 bare walk", notes)
+            bare.append(entities / seconds)
+            export = consume(http, service.url)
+            expect(export.entities, live, "B1 full export", notes)
+            served.append(export.rate)
+    ratio = max(served) / max(bare)
+    return [Row("B1", f"serving overhead: full export of {n:,}, no latency/limits",
+                rate(max(served)), f"{rate(max(bare))} (bare client)", f"{ratio:.2f}", ">= 0.80", ratio >= 0.8,
+                {"contacts": n, "live": live, "served_rates": served, "bare_rates": bare, "ratio": ratio,
+                 "note": f"best of {sizes.b1_repeats} interleaved runs each"})]
+
+
+# --------------------------------------------------------------------------- B2
+
+
+def b2_latency_hiding(sizes: Sizes, notes: list[str]) -> list[Row]:
+    n = sizes.b2_contacts
+    budget, page_size = DEFAULTS.search_rate_per_second, DEFAULTS.search_page_size
+    ceiling = budget * page_size
+    rows = []
+    with portal(n, search_rate=None) as (sandbox, service, http):
+        live = len(sandbox.truth()["live"])
+        warm(http, service)
+        for latency in sizes.b2_latencies_ms:
+            sandbox.configure(latency, SEARCH_LIMIT, GENERAL_LIMIT)
+            pause_for_budgets()
+            export, stats = measure_calls(sandbox, lambda: consume(http, service.url))
+            expect(export.entities, live, f"B2 full export at {latency} ms", notes)
+            ratio = export.rate / ceiling
+            rows.append(Row("B2", f"latency hiding: {latency} ms latency, full export of {n:,}",
+                            rate(export.rate), f"ceiling {ceiling:,}/s ({budget}/s x {page_size})",
+                            f"{ratio:.2f}", ">= 0.90", ratio >= 0.9,
+                            {"contacts": n, "latency_ms": latency, "rate": export.rate, "ceiling": ceiling,
+                             "ratio": ratio, "seconds": export.seconds, "search_calls": stats["search"],
+                             "sandbox_search_limit_per_s": SEARCH_LIMIT}))
+    return rows
+
+
+# --------------------------------------------------------------------------- B3
+
+
+def peak_rss(contacts: int, consumers: int, notes: list[str]) -> tuple[int, list[Export]]:
+    """Peak RSS (KiB) of a fresh service over `consumers` concurrent full exports."""
+    with portal(contacts) as (sandbox, service, http):
+        live = len(sandbox.truth()["live"])
+        if consumers == 1:
+            exports = [consume(http, service.url)]
+        else:
+            def one(_: int) -> Export:
+                with requests.Session() as own:
+                    return consume(own, service.url)
+
+            with ThreadPoolExecutor(consumers) as pool:
+                exports = list(pool.map(one, range(consumers)))
+        for export in exports:
+            expect(export.entities, live, f"B3 full export of {contacts:,}", notes)
+        return service.vm_hwm_kb(), exports
+
+
+def b3_memory(sizes: Sizes, notes: list[str]) -> list[Row]:
+    small, large = sizes.b3_contacts
+    small_kb, _ = peak_rss(small, 1, notes)
+    large_kb, [large_export] = peak_rss(large, 1, notes)
+    growth = large_kb - small_kb
+    notes.append(f"B3: the export of {large:,} ran at {rate(large_export.rate)} (about "
+                 f"{large_export.rate / DEFAULTS.search_page_size:.0f} search pages/s) under a search budget of "
+                 f"{HIGH_BUDGET}/s, the most HUBSPOT_SEARCH_RATE_PER_SECOND accepts")
+    concurrent, consumers = sizes.b3_concurrent_contacts, sizes.b3_consumers
+    many_kb, exports = peak_rss(concurrent, consumers, notes)
+    limit = f"< {CONTAINER_MB} MB"
+    return [
+        Row("B3", f"peak RSS, full export of {small:,}", megabytes(small_kb), "-", megabytes(small_kb), limit,
+            small_kb < CONTAINER_MB * MB, {"contacts": small, "vm_hwm_kb": small_kb}),
+        Row("B3", f"peak RSS, full export of {large:,}", megabytes(large_kb), f"{megabytes(small_kb)} ({small:,})",
+            f"+{megabytes(growth)}", "growth <= 25 MB", growth <= 25 * MB,
+            {"contacts": large, "vm_hwm_kb": large_kb, "growth_kb": growth, "body_bytes": large_export.bytes,
+             "rate": large_export.rate}),
+        Row("B3", f"peak RSS, {consumers} concurrent full exports of {concurrent:,}", megabytes(many_kb),
+            f"{megabytes(small_kb)} (1 consumer)", f"x{many_kb / small_kb:.2f}", limit,
+            many_kb < CONTAINER_MB * MB,
+            {"contacts": concurrent, "consumers": consumers, "vm_hwm_kb": many_kb,
+             "seconds": max(e.seconds for e in exports)}),
+    ]
+
+
+# --------------------------------------------------------------------------- B4
+
+
+def b4_upstream_cost(sizes: Sizes, notes: list[str]) -> list[Row]:
+    rng = random.Random(SEED)
+    rows = []
+    with portal(sizes.b4_contacts) as (sandbox, service, http):
+        live = len(sandbox.truth()["live"])
+        full = consume(http, service.url)
+        expect(full.entities, live, "B4 full run", notes)
+        since = full.last_updated
+        for k in sizes.b4_changes:
+            changed = make_changes(sandbox, k, rng)
+            export, stats = measure_calls(sandbox, lambda: consume(http, service.url, since=since, collect=True))
+            missed = len(changed - export.ids.keys())
+            if missed:
+                notes.append(f"B4 k={k:,}: {missed:,} changed contacts were not delivered")
+            since = export.last_updated or since
+            calls, target = upstream_calls(stats), math.ceil(k / DEFAULTS.search_page_size) + 2
+            rows.append(Row("B4", f"HubSpot calls, incremental run after {plural(k, 'change')}", plural(calls, "call"),
+                            f"{stats['search']} search + {stats['list']} list", f"{calls:,}", f"<= {target:,}",
+                            calls <= target,
+                            {"k": k, "calls": calls, "target": target, "search": stats["search"],
+                             "list": stats["list"], "properties": stats["properties"],
+                             "delivered": export.entities, "missed": missed, "contacts": sizes.b4_contacts}))
+    return rows
+
+
+# --------------------------------------------------------------------------- B5
+
+
+def b5_time_to_first_byte(sizes: Sizes, notes: list[str]) -> list[Row]:
+    latency = sizes.b5_latency_ms
+    with portal(sizes.b5_contacts, search_rate=None) as (sandbox, service, http):
+        sandbox.configure(latency, SEARCH_LIMIT, GENERAL_LIMIT)
+        cold = consume(http, service.url, first_byte_only=True).ttfb
+        client = HubSpotClient(Settings(token=TOKEN, base_url=sandbox.url))
+        try:
+            properties = client.property_names()
+        finally:
+            client.close()
+        query = KeysetWalk(START).next_query()
+        assert query is not None
+        body = search_body(query, MODIFIED, properties, DEFAULTS.search_page_size)
+        ttfbs, trips = [], []
+        for _ in range(sizes.b5_repeats):
+            pause_for_budgets()
+            ttfbs.append(consume(http, service.url, first_byte_only=True).ttfb)
+            pause_for_budgets()
+            began = time.perf_counter()
+            response = sandbox.search(body)
+            trips.append(time.perf_counter() - began)
+            if response.status_code != 200:
+                raise BenchError(f"direct search: {response.status_code} {response.text[:300]}")
+    ttfb, trip = statistics.median(ttfbs), statistics.median(trips)
+    data = {"latency_ms": latency, "ttfb_s": ttfbs, "round_trip_s": trips, "cold_ttfb_s": cold}
+    return [
+        Row("B5", f"time to first byte, full export, {latency} ms latency", f"{ttfb * 1000:,.0f} ms",
+            f"{trip * 1000:,.0f} ms (1 search)", f"x{ttfb / trip:.2f}", "(none given)", None,
+            {**data, "ratio": ttfb / trip}),
+        Row("B5", "  the same, first request after start (catalogue)", f"{cold * 1000:,.0f} ms",
+            f"{trip * 1000:,.0f} ms (1 search)", f"x{cold / trip:.2f}", "(none given)", None,
+            {**data, "ratio": cold / trip}),
+    ]
+
+
+# --------------------------------------------------------------------------- B6
+
+
+@dataclass
+class Run:
+    """One pipe run of one approach: what it delivered, or why it failed."""
+
+    delivered: dict[str, str]  # id -> _updated
+    calls: dict[str, int]
+    error: str | None = None
+
+
+def tutorial_run(sandbox: SandboxProcess, port: TutorialService, since: str | None) -> Run:
+    def run() -> tuple[dict[str, str], str | None]:
+        try:
+            entities = json.loads(port.get_contacts(since))
+        except (AssertionError, ValueError, KeyError) as exc:  # the tutorial's 500
+            return {}, f"{type(exc).__name__}: {str(exc)[:120]}"
+        return {e["id"]: e["_updated"] for e in entities}, None
+
+    (delivered, error), calls = measure_calls(sandbox, run)
+    return Run(delivered, calls, error)
+
+
+def service_run(sandbox: SandboxProcess, http: requests.Session, service: ServiceProcess,
+                since: str | None) -> Run:
+    export, calls = measure_calls(sandbox, lambda: consume(http, service.url, since=since, collect=True))
+    return Run(export.ids, calls)
+
+
+def sesam_offset(run: Run, previous: str | None) -> str | None:
+    """Sesam's default ("max") strategy: the greatest _updated, compared as strings."""
+    return max(run.delivered.values(), default=previous) if run.error is None else previous
+
+
+def b6_tutorial(sizes: Sizes, notes: list[str]) -> list[Row]:
+    k = sizes.b6_changes
+    with portal(sizes.b6_contacts) as (sandbox, service, http):
+        port = TutorialService(sandbox.url + "/crm/v3", TOKEN, MODIFIED, "GT")
+        before = sandbox.truth()["live"]
+        full = {"tutorial port": tutorial_run(sandbox, port, None), "service": service_run(sandbox, http, service, None)}
+        changed = make_changes(sandbox, k, random.Random(SEED))
+        after = sandbox.truth()["live"]
+        truth_changed = {cid for cid, ms in after.items() if before.get(cid) != ms}
+        if truth_changed != changed:
+            raise BenchError("the sandbox's truth disagrees with the changes made")
+        incremental = {
+            "tutorial port": tutorial_run(sandbox, port, sesam_offset(full["tutorial port"], None)),
+            "service": service_run(sandbox, http, service, sesam_offset(full["service"], None)),
+        }
+    rows = []
+    for name in full:
+        for label, run, expected in (("full run", full[name], set(before)),
+                                     (f"incremental after {k} changes (a tie of {k // 3})", incremental[name],
+                                      changed)):
+            missed = len(expected - run.delivered.keys())
+            calls = sum(run.calls.values())
+            measured = f"{len(run.delivered):,} delivered, {plural(calls, 'call')}"
+            if run.error:
+                measured += ", ERROR"
+            rows.append(Row("B6", f"{name}: {label}", measured, f"{len(expected):,} expected",
+                            f"{missed:,} missed", "0 missed", missed == 0 and run.error is None,
+                            {"approach": name, "run": label, "delivered": len(run.delivered), "expected": len(expected),
+                             "missed": missed, "calls": run.calls, "error": run.error}))
+            if run.error:
+                notes.append(f"B6 {name}, {label}: {run.error}")
+    return rows
+
+
+CASES: dict[str, Callable[[Sizes, list[str]], list[Row]]] = {
+    "B1": b1_serving_overhead,
+    "B2": b2_latency_hiding,
+    "B3": b3_memory,
+    "B4": b4_upstream_cost,
+    "B5": b5_time_to_first_byte,
+    "B6": b6_tutorial,
+}
