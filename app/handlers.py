@@ -15,7 +15,6 @@ from connexion.exceptions import BadRequestProblem
 from starlette.responses import Response, StreamingResponse
 
 from .continuation import InvalidSince, parse_since
-from .errors import UpstreamError
 from .export import Exporter, ExportStats, json_array
 from .metrics import Metrics
 
@@ -47,8 +46,8 @@ class ContactsApi:
             # Read the first chunk here, so that a HubSpot failure before any byte is
             # answered with a proper error status instead of a broken 200.
             first = next(chunks)
-        except UpstreamError as exc:
-            export.finish("failed", str(exc), correlation_id=exc.correlation_id)
+        except Exception as exc:
+            export.finish("failed", str(exc), correlation_id=getattr(exc, "correlation_id", None))
             raise
         return StreamingResponse(export.watch(chain([first], chunks)),
                                  media_type="application/json")
