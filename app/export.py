@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
 READ_AHEAD_ROUNDS = 1  # rounds of search pages fetched ahead of the response being written
+CATCH_UPS = 2  # later horizons a full export reads on to, for what changed while it ran
 Entity = dict[str, Any]
 
 
@@ -72,7 +73,8 @@ class Exporter:
         walk = KeysetWalk(start, read_by_id_from=self._settings.search_page_size - 1)
         if start == START or not self._settings.include_deleted:
             # A full export lists what exists; Sesam's full rescan tracks deletions itself.
-            for batch in read_ahead(self._live(walk, limit, stats), READ_AHEAD_ROUNDS):
+            live = self._live(walk, limit, stats, catch_up=start == START)
+            for batch in read_ahead(live, READ_AHEAD_ROUNDS):
                 yield from (entity for _, entity in batch)
             return
         # The archived list is not sorted by time and is read first, whole; it also fixes
@@ -87,23 +89,36 @@ class Exporter:
                 last = key
                 yield entity
 
-    def _live(self, walk: KeysetWalk, limit: int | None,
-              stats: ExportStats) -> Iterator[list[tuple[Key, Entity]]]:
+    def _live(self, walk: KeysetWalk, limit: int | None, stats: ExportStats,
+              catch_up: bool = False) -> Iterator[list[tuple[Key, Entity]]]:
         """Live contacts in order, a round of search requests at a time.
 
         A round is one keyset query read as several overlapping pages at once, so that
-        HubSpot's latency is paid once for several pages (`join_overlapping`)."""
+        HubSpot's latency is paid once for several pages (`join_overlapping`). With
+        ``catch_up`` (a full export, which Sesam may use to track deletions), contacts
+        modified while the export ran are read too, up to CATCH_UPS later horizons."""
         prop = self._settings.modified_property
         size = self._settings.search_page_size
         properties = self._client.property_names()
         wanted = limit
         pages_in_round = 1  # until HubSpot's total says how much there is to read
-        while (query := walk.next_query()) is not None:
+        catch_ups = 0
+        server_ms = 0
+        while True:
+            query = walk.next_query()
+            if query is None:
+                if not (catch_up and catch_ups < CATCH_UPS
+                        and walk.extend_horizon(server_ms - self._settle_ms)):
+                    return
+                catch_ups += 1
+                pages_in_round = 1
+                continue
             bodies = [search_body(query, prop, properties, size, offset=i * (size - 1))
                       for i in range(pages_in_round)]
             pages = list(self._pool.map(self._client.search, bodies))
             for page in pages:
                 stats.count_page(page)
+            server_ms = max(page.server_ms for page in pages)
             walk.fix_horizon(pages[0].server_ms - self._settle_ms)
             with _unusable_answer("search"):
                 keyed, has_more = join_overlapping(

@@ -78,6 +78,28 @@ class TestFullExport:
         assert set(tied) <= set(ids)
 
 
+    def test_a_long_full_export_catches_up_with_changes_made_meanwhile(
+        self, sandbox: Sandbox, configure
+    ) -> None:
+        """A contact modified while a full export runs leaves its place in the order; once
+        the export has run longer than the settle time it reads on to a later horizon, so
+        the contact still comes (in its new version) and a rescan does not miss it."""
+        service = configure(search_page_size=50, search_concurrency=1)
+        last = max(sandbox.live().items(), key=lambda item: (item[1], int(item[0])))[0]
+
+        def modify_then_wait(page: int) -> None:
+            if page == 2:  # the horizon came with page 1
+                sandbox.modify([last], {"firstname": "Meanwhile"})
+                settle(sandbox)  # the export runs on for longer than the settle time
+
+        sandbox.on_search_page(modify_then_wait)
+        entities = export(service)
+        sandbox.on_search_page(None)
+        versions = [e["properties"]["firstname"] for e in entities if e["_id"] == last]
+        assert versions == ["Meanwhile"], f"contact {last} modified mid-export came as {versions}"
+        assert set(sandbox.live()) == {e["_id"] for e in entities}, "a contact is missing"
+
+
 class TestIncremental:
     def test_since_a_token_resumes_strictly_after_it(self, service: TestClient,
                                                      sandbox: Sandbox) -> None:
