@@ -11,6 +11,7 @@ the next run brings the pipe back in sync with HubSpot.
 from __future__ import annotations
 
 import re
+import socket
 import time
 from typing import Callable
 
@@ -247,6 +248,29 @@ class TestUnavailable:
         assert calls(sandbox, "search").count(503) == 3, calls(sandbox, "search")
         assert retries(caplog) == 3, f"{retries(caplog)} retries for three 503s"
         pipe_through(service, sandbox, strategy, fault, ABSORBED)
+
+
+    def test_a_locked_answer_waits_at_least_two_seconds(self, service: TestClient,
+                                                        sandbox: Sandbox, caplog) -> None:
+        """A 423 (locked) is retried after at least 2 s, as HubSpot asks, however short the
+        configured backoff: the export is then complete."""
+        fault = Fault(endpoint="search", status=423, times=1,
+                      body=hubspot_error("Locked", "LOCKED"))
+        began = time.monotonic()
+        assert_complete(get_with(service, sandbox, fault, caplog), sandbox, "one 423")
+        waited = time.monotonic() - began
+        assert waited >= 2.0, f"retried a 423 after {waited:.2f} s"
+        assert retries(caplog) == 1, f"{retries(caplog)} retries for one 423"
+
+    def test_an_unreachable_hubspot_is_a_504(self, configure, sandbox: Sandbox, caplog) -> None:
+        """Nothing listening at HUBSPOT_BASE_URL: 504 problem+json saying HubSpot is
+        unreachable, after the bounded retries."""
+        with socket.socket() as sock:  # a loopback port that nothing listens on
+            sock.bind(("127.0.0.1", 0))
+            closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        service = configure(base_url=closed, connect_timeout=0.5)
+        assert_problem(get_with(service, sandbox, None, caplog), 504, "unreachable", "no HubSpot")
+        assert retries(caplog) == 3, f"{retries(caplog)} retries with max_retries=3"
 
 
 class TestTimeouts:
