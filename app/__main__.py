@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import warnings
+from urllib.parse import urlsplit
 
 # Connexion imports Starlette's test client, which warns about its HTTP library at import
 # time; the service never uses that client, and the warning would be its first output.
@@ -37,6 +38,9 @@ def main() -> None:
                  settings.sandbox_contacts, sandbox_server.url)
     else:
         log.info("Serving HubSpot contacts from %s", settings.base_url)
+        host = urlsplit(settings.base_url).hostname or ""
+        if settings.base_url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("HUBSPOT_BASE_URL is plain http: the access token travels unencrypted")
     for name in settings.ignored:
         log.warning("%s is set but has no effect: the _updated token already orders and "
                     "breaks ties, so the export is always strictly after since", name)

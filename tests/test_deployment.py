@@ -51,7 +51,7 @@ class TestSesamExamples:
             with pytest.raises(ConfigError, match=re.escape(name)):
                 load({name: "not valid!"})
 
-    @pytest.mark.parametrize("name", ["pipe.json", "pipe-max-strategy.json"])
+    @pytest.mark.parametrize("name", ["pipe.json", "pipe-chronological.json"])
     def test_pipes_call_the_documented_path_with_continuation(self, name: str) -> None:
         """The example pipes read /get_contacts of that system with supports_since; the
         chronological one has the flags page_size needs."""
