@@ -208,11 +208,6 @@ class KeysetWalk:
         self._done = False
 
     @property
-    def position(self) -> Key:
-        """Everything up to this key has been emitted."""
-        return self._after
-
-    @property
     def horizon_ms(self) -> int | None:
         return self._horizon_ms
 

@@ -71,16 +71,13 @@ class Exporter:
 
     def _changes(self, start: Key, limit: int | None, stats: ExportStats) -> Iterator[Entity]:
         walk = KeysetWalk(start, read_by_id_from=self._settings.search_page_size - 1)
-        if start == START or not self._settings.include_deleted:
-            # A full export lists what exists; Sesam's full rescan tracks deletions itself.
-            live = self._live(walk, limit, stats, catch_up=start == START)
-            for batch in read_ahead(live, READ_AHEAD_ROUNDS):
-                yield from (entity for _, entity in batch)
-            return
-        # The archived list is not sorted by time and is read first, whole; it also fixes
-        # the horizon before the first search.
-        deleted = self._deleted(start, walk, stats)
-        live = read_ahead(self._live(walk, limit, stats), READ_AHEAD_ROUNDS)
+        full = start == START
+        # A full export lists what exists (Sesam's full rescan tracks deletions itself). On
+        # an incremental one the archived list, not sorted by time, is read first and whole;
+        # it also fixes the horizon before the first search.
+        deleted = iter(()) if full or not self._settings.include_deleted else (
+            self._deleted(start, walk, stats))
+        live = read_ahead(self._live(walk, limit, stats, catch_up=full), READ_AHEAD_ROUNDS)
         last: Key | None = None
         # Deletions go first on an equal key, and an equal key is sent once: the contact
         # was modified and deleted on the same millisecond, and deleted is what it is now.

@@ -77,9 +77,10 @@ class _Export:
         finally:
             if self.stats.error:
                 self.finish("aborted", f"aborted mid-stream: {self.stats.error}")
+            elif finished:
+                self.finish("ok", "ok")
             else:
-                self.finish("ok" if finished else "client_gone", "ok" if finished else
-                            "the client went away before the end")
+                self.finish("client_gone", "the client went away before the end")
 
     def finish(self, outcome: str, message: str, correlation_id: str | None = None) -> None:
         duration = time.perf_counter() - self._began

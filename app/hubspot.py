@@ -40,7 +40,6 @@ class Page:
     results: list[dict[str, Any]]
     has_more: bool
     server_ms: int
-    next_after: str | None = None
     total: int | None = None
     calls: int = 1  # HubSpot requests it took, retries included
 
@@ -152,7 +151,7 @@ class HubSpotClient:
             data, server_ms, calls = self._call("GET", "/objects/contacts", params=params,
                                                 endpoint="list")
             after = data.get("paging", {}).get("next", {}).get("after")
-            yield Page(data.get("results", []), after is not None, server_ms, after, calls=calls)
+            yield Page(data.get("results", []), after is not None, server_ms, calls=calls)
             if after is None:
                 return
 
