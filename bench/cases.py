@@ -93,12 +93,13 @@ def running(process: Process) -> Iterator[Any]:
 
 
 @contextmanager
-def portal(contacts: int, search_rate: int | None = HIGH_BUDGET) -> Iterator[tuple[SandboxProcess, ServiceProcess,
-                                                                                  requests.Session]]:
-    """A sandbox of `contacts`, a service reading it (None: the default budget), an HTTP session."""
+def portal(contacts: int, search_rate: int | None = HIGH_BUDGET, **service_env: str
+           ) -> Iterator[tuple[SandboxProcess, ServiceProcess, requests.Session]]:
+    """A sandbox of `contacts`, a service reading it (None: the default budget; more
+    settings by environment), an HTTP session."""
     with ExitStack() as stack:
         sandbox = stack.enter_context(running(SandboxProcess(contacts, SEED)))
-        service = stack.enter_context(running(ServiceProcess(sandbox, search_rate, SETTLE_SECONDS)))
+        service = stack.enter_context(running(ServiceProcess(sandbox, search_rate, SETTLE_SECONDS, service_env)))
         yield sandbox, service, stack.enter_context(requests.Session())
 
 
@@ -289,28 +290,40 @@ def b3_memory(sizes: Sizes, notes: list[str]) -> list[Row]:
 # --------------------------------------------------------------------------- B4
 
 
+SNAPSHOT_SECONDS = 2.0  # B4's archived-snapshot interval (HUBSPOT_ARCHIVED_SNAPSHOT_SECONDS)
+
+
 def b4_upstream_cost(sizes: Sizes, notes: list[str]) -> list[Row]:
+    """Two consumers (pipes) at the same offset run one after the other after each batch of
+    changes, as several pipes (or the pages of a chronological one) do within one snapshot
+    interval: the first finds the archived snapshot stale and lists it, the second shares it."""
     rng = random.Random(SEED)
     rows = []
-    with portal(sizes.b4_contacts) as (sandbox, service, http):
+    with portal(sizes.b4_contacts, HUBSPOT_ARCHIVED_SNAPSHOT_SECONDS=str(SNAPSHOT_SECONDS)) as (
+            sandbox, service, http):
         live = len(sandbox.truth()["live"])
         full = consume(http, service.url)
         expect(full.entities, live, "B4 full run", notes)
         since = full.last_updated
         for k in sizes.b4_changes:
             changed = make_changes(sandbox, k, rng)
-            export, stats = measure_calls(sandbox, lambda: consume(http, service.url, since=since, collect=True))
-            missed = len(changed - export.ids.keys())
-            if missed:
-                notes.append(f"B4 k={k:,}: {missed:,} changed contacts were not delivered")
+            time.sleep(SNAPSHOT_SECONDS)  # the snapshot from before the changes is now stale
+            target = math.ceil(k / DEFAULTS.search_page_size) + 2
+            for who in ("refreshes the snapshot", "shares it"):
+                export, stats = measure_calls(sandbox, lambda: consume(http, service.url, since=since, collect=True))
+                missed = len(changed - export.ids.keys())
+                if missed:
+                    notes.append(f"B4 k={k:,} ({who}): {missed:,} changed contacts were not delivered")
+                calls = upstream_calls(stats)
+                shared = who == "shares it"
+                rows.append(Row("B4", f"HubSpot calls, incremental run after {plural(k, 'change')}, {who}",
+                                plural(calls, "call"), f"{stats['search']} search + {stats['list']} list",
+                                f"{calls:,}", f"<= {target:,}" if shared else "(once per interval)",
+                                calls <= target if shared else None,
+                                {"k": k, "calls": calls, "target": target, "search": stats["search"],
+                                 "list": stats["list"], "properties": stats["properties"],
+                                 "delivered": export.entities, "missed": missed, "contacts": sizes.b4_contacts}))
             since = export.last_updated or since
-            calls, target = upstream_calls(stats), math.ceil(k / DEFAULTS.search_page_size) + 2
-            rows.append(Row("B4", f"HubSpot calls, incremental run after {plural(k, 'change')}", plural(calls, "call"),
-                            f"{stats['search']} search + {stats['list']} list", f"{calls:,}", f"<= {target:,}",
-                            calls <= target,
-                            {"k": k, "calls": calls, "target": target, "search": stats["search"],
-                             "list": stats["list"], "properties": stats["properties"],
-                             "delivered": export.entities, "missed": missed, "contacts": sizes.b4_contacts}))
     return rows
 
 
