@@ -49,6 +49,7 @@ class Sizes:
     b3_consumers: int
     b4_contacts: int
     b4_changes: tuple[int, ...]
+    b4_snapshot_seconds: float  # longer than B4's longest run, so the second consumer shares it
     b5_contacts: int
     b5_latency_ms: int
     b5_repeats: int
@@ -58,11 +59,11 @@ class Sizes:
 
 FULL = Sizes(b1_contacts=50_000, b1_repeats=2, b2_contacts=20_000, b2_latencies_ms=(150, 400),
              b3_contacts=(10_000, 200_000), b3_concurrent_contacts=20_000, b3_consumers=10,
-             b4_contacts=30_000, b4_changes=(1, 150, 5_000, 25_000), b5_contacts=20_000, b5_latency_ms=150,
+             b4_contacts=30_000, b4_changes=(1, 150, 5_000, 25_000), b4_snapshot_seconds=10, b5_contacts=20_000, b5_latency_ms=150,
              b5_repeats=3, b6_contacts=10_000, b6_changes=150)
 SMOKE = Sizes(b1_contacts=2_000, b1_repeats=1, b2_contacts=2_000, b2_latencies_ms=(150,),
               b3_contacts=(1_000, 4_000), b3_concurrent_contacts=2_000, b3_consumers=10,
-              b4_contacts=2_000, b4_changes=(1, 150), b5_contacts=2_000, b5_latency_ms=150,
+              b4_contacts=2_000, b4_changes=(1, 150), b4_snapshot_seconds=2, b5_contacts=2_000, b5_latency_ms=150,
               b5_repeats=1, b6_contacts=2_000, b6_changes=150)
 
 
@@ -290,16 +291,13 @@ def b3_memory(sizes: Sizes, notes: list[str]) -> list[Row]:
 # --------------------------------------------------------------------------- B4
 
 
-SNAPSHOT_SECONDS = 2.0  # B4's archived-snapshot interval (HUBSPOT_ARCHIVED_SNAPSHOT_SECONDS)
-
-
 def b4_upstream_cost(sizes: Sizes, notes: list[str]) -> list[Row]:
     """Two consumers (pipes) at the same offset run one after the other after each batch of
     changes, as several pipes (or the pages of a chronological one) do within one snapshot
     interval: the first finds the archived snapshot stale and lists it, the second shares it."""
     rng = random.Random(SEED)
     rows = []
-    with portal(sizes.b4_contacts, HUBSPOT_ARCHIVED_SNAPSHOT_SECONDS=str(SNAPSHOT_SECONDS)) as (
+    with portal(sizes.b4_contacts, HUBSPOT_ARCHIVED_SNAPSHOT_SECONDS=str(sizes.b4_snapshot_seconds)) as (
             sandbox, service, http):
         live = len(sandbox.truth()["live"])
         full = consume(http, service.url)
@@ -307,7 +305,7 @@ def b4_upstream_cost(sizes: Sizes, notes: list[str]) -> list[Row]:
         since = full.last_updated
         for k in sizes.b4_changes:
             changed = make_changes(sandbox, k, rng)
-            time.sleep(SNAPSHOT_SECONDS)  # the snapshot from before the changes is now stale
+            time.sleep(sizes.b4_snapshot_seconds)  # the snapshot from before the changes is stale
             target = math.ceil(k / DEFAULTS.search_page_size) + 2
             for who in ("refreshes the snapshot", "shares it"):
                 export, stats = measure_calls(sandbox, lambda: consume(http, service.url, since=since, collect=True))

@@ -289,12 +289,16 @@ class TestMerges:
             f"{received} entities for 3 merged ids and a survivor: {sorted(pipe.dataset)}")
         assert not pipe.dataset[survivor].get("_deleted"), pipe.dataset[survivor]
 
-    def test_the_sandbox_answers_a_merged_away_id_with_its_survivor(self, sandbox: Sandbox) -> None:
-        """As HubSpot does: a GET of a merged-away id answers with the survivor."""
+    def test_the_sandbox_merges_as_hubspot_does(self, service: TestClient, sandbox: Sandbox) -> None:
+        """A merged-away contact leaves search (once the lag passes) and both listings, a GET
+        of its id answers with the survivor, whose merged ids grow."""
         survivor, gone = sorted(sandbox.live(), key=int)[:2]
         sandbox.merge(survivor, gone)
+        settle(sandbox)
         assert sandbox.contact(gone)["id"] == survivor
         assert gone not in sandbox.live() and gone not in sandbox.archived()
+        assert sandbox.merged()[survivor] == [gone], sandbox.merged().get(survivor)
+        assert gone not in {e["_id"] for e in export(service)}, "search still finds the merged-away id"
 
 
 class TestSince:
