@@ -103,6 +103,8 @@ def parse_since(since: str | None) -> Key:
     """
     if since is None:
         return START
+    if since != since.strip():  # as the spec's pattern: the whole value, nothing around it
+        raise InvalidSince(f"since={since[:80]!r} is not valid: it has white space around it")
     match = _TOKEN.fullmatch(since)
     if match:
         try:

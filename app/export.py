@@ -28,6 +28,7 @@ from .continuation import (
 )
 from .errors import UpstreamError
 from .hubspot import HubSpotClient, Page, search_body
+from .redact import LINE_LIMIT, quote
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ def _unusable_answer(what: str) -> Iterator[None]:
         yield
     except (ValueError, KeyError, TypeError, AttributeError, WalkError) as exc:
         raise UpstreamError(502, "HubSpot answer unusable",
-                            f"HubSpot's {what} answer could not be used: {exc}") from None
+                            f"HubSpot's {what} answer could not be used: {quote(exc)}") from None
 
 
 def _deletion(key: Key, contact_id: str) -> Entity:
@@ -246,10 +247,10 @@ def json_array(entities: Iterable[Entity], stats: ExportStats) -> Iterator[bytes
     except Exception as exc:
         if not sent_any:
             raise
-        stats.error = str(exc)
+        stats.error = quote(exc, LINE_LIMIT)
         log.error("export aborted mid-stream; the body was ended as invalid JSON",
                   extra={"error": stats.error})
-        buffer += b"\n!! EXPORT ABORTED: " + str(exc).encode("utf-8", "replace")
+        buffer += b"\n!! EXPORT ABORTED: " + stats.error.encode("utf-8", "replace")
         buffer += b"\n!! This body is deliberately not valid JSON: retry the request.\n"
         yield bytes(buffer)
         return
