@@ -40,6 +40,7 @@ _TOKEN = re.compile(
     r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)_(\d{%d})" % ID_WIDTH, re.ASCII
 )
 _EPOCH_MS = re.compile(r"-?\d{1,30}", re.ASCII)
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
 
 
 class InvalidSince(ValueError):
@@ -103,8 +104,9 @@ def parse_since(since: str | None) -> Key:
     """
     if since is None:
         return START
-    if since != since.strip():  # as the spec's pattern: the whole value, nothing around it
-        raise InvalidSince(f"since={since[:80]!r} is not valid: it has white space around it")
+    if since and not _PRINTABLE.fullmatch(since):  # as the spec's pattern: nothing around it
+        raise InvalidSince(f"since={since[:80]!r} is not valid: it has white space or "
+                           "control characters")
     match = _TOKEN.fullmatch(since)
     if match:
         try:
