@@ -96,16 +96,18 @@ class RequestLimits:
         self._app = app
 
     def _refusal(self, scope: Scope) -> tuple[int, str, str, tuple] | None:
-        url_bytes = len(scope.get("raw_path") or scope["path"].encode()) + len(scope["query_string"])
+        path = scope.get("raw_path") or scope["path"].encode()
+        url_bytes = len(path) + len(scope["query_string"])
         if url_bytes > MAX_URL_BYTES:
-            return (414, "URI Too Long",
-                    f"The URL has {url_bytes} bytes; this service accepts at most {MAX_URL_BYTES}.", ())
+            return (414, "URI Too Long", f"The URL has {url_bytes} bytes; this service "
+                    f"accepts at most {MAX_URL_BYTES}.", ())
         headers = scope["headers"]
         header_bytes = sum(len(name) + len(value) for name, value in headers)
         if len(headers) > MAX_HEADERS or header_bytes > MAX_HEADER_BYTES:
             return (431, "Request Header Fields Too Large",
                     f"The request has {len(headers)} headers of {header_bytes} bytes; this "
-                    f"service accepts at most {MAX_HEADERS} headers of {MAX_HEADER_BYTES} bytes.", ())
+                    f"service accepts at most {MAX_HEADERS} headers of {MAX_HEADER_BYTES} "
+                    "bytes.", ())
         if scope["method"] == "HEAD" and scope["path"] in EXPORT_PATHS:
             return (405, "Method Not Allowed",
                     "HEAD is not offered on the export: it would read HubSpot for no body. "

@@ -60,6 +60,16 @@ class TestRefusals:
         assert message.startswith(name + "=") or message.startswith(name + " "), message
         assert "\n" not in message
 
+    @pytest.mark.parametrize("name", ["HUBSPOT_ACCESS_TOKEN", "api-key", "AUTH_PASSWORD",
+                                      "LOG_LEVEL", "HUBSPOT_PROPERTIES"])
+    def test_an_empty_value_is_refused_not_taken_as_unset(self, name: str) -> None:
+        """An empty (or blank) value is a deployment mistake, not "use the default": an
+        empty token must not quietly serve the sandbox instead of the real portal."""
+        for empty in ("", "  "):
+            with pytest.raises(ConfigError, match=f"^{name} is empty"):
+                load({name: empty, "AUTH_USERNAME": "sesam"} if name == "AUTH_PASSWORD"
+                     else {name: empty})
+
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

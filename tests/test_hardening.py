@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 
 from app.config import VARIABLES, Settings
 from app.export import CHUNK_BYTES
-from app.redact import LINE_LIMIT, REDACTED
+from app.redact import LINE_LIMIT, REDACTED, Redactor, RedactResponses
 from app.sandbox import Sandbox, SandboxServer
 
 from .conftest import make_service
@@ -141,6 +141,25 @@ class TestTheTokenNeverLeaves:
         metrics = echoed.get("/metrics")
         assert metrics.status_code == 200 and "upstream_calls" in metrics.text
         assert_nothing_secret(metrics, "/metrics")
+
+
+class TestRedactionOfAStream:
+    @pytest.mark.parametrize("cut", [1, 8, len(TOKEN) - 1])
+    def test_a_token_split_across_chunks_is_redacted(self, cut: int) -> None:
+        """The redacting layer holds back the end of each streamed chunk, so a token cut
+        in two by the chunking is still caught; the rest of the stream arrives intact."""
+        text = f'["before", "{TOKEN}", "after"]'.encode()
+        at = text.index(TOKEN.encode()) + cut
+        chunks = [text[:at], text[at:at + 3], text[at + 3:]]
+
+        async def streaming(scope, receive, send) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for chunk in chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+
+        body = TestClient(RedactResponses(streaming, Redactor(TOKEN))).get("/").content
+        assert body == f'["before", "{REDACTED}", "after"]'.encode(), body
 
 
 class TestHorizon:
@@ -356,3 +375,17 @@ class TestLogsOfTheStartedService:
         assert [a.status_code for a in answers] == [502, 200, 502, 200, 200], answers
         assert TOKEN not in log, "the token is in the log"
         assert "get_contacts aborted" in log and REDACTED in log, log[-2000:]
+
+
+class TestTutorialOperator:
+    def test_since_operator_warning_states_the_real_semantics(self, started) -> None:
+        """The tutorial's since-operator is logged as without effect, with what `since`
+        really means: a _updated value is exclusive, a plain timestamp inclusive."""
+        process = started(PORT=str(free_port()), SANDBOX_CONTACTS="10", **{"since-operator": "GT"})
+        for _ in range(20):
+            line = process.stdout.readline()
+            if "since-operator" in line:
+                break
+        else:
+            pytest.fail("no since-operator warning in the first 20 lines")
+        assert "strictly after" in line and "includes its millisecond" in line, line
