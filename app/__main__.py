@@ -13,11 +13,7 @@ from urllib.parse import urlsplit
 # time; the service never uses that client, and the warning would be its first output.
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
-import uvicorn  # noqa: E402
-
-from . import config, logs  # noqa: E402
-from .sandbox import Sandbox, SandboxServer  # noqa: E402
-from .server import create_app  # noqa: E402
+from . import config  # noqa: E402
 
 log = logging.getLogger("app")
 
@@ -27,6 +23,13 @@ def main() -> None:
         settings = config.load(os.environ)
     except config.ConfigError as exc:
         sys.exit(f"configuration error: {exc}")
+    # Imported once the configuration holds, so that a refusal is immediate.
+    import uvicorn
+
+    from . import logs
+    from .sandbox import Sandbox, SandboxServer
+    from .server import MAX_REQUEST_HEAD_BYTES, create_app
+
     logs.configure(settings.log_level, settings.log_format, settings.token)
     sandbox_server = None
     if settings.token is None:
@@ -34,20 +37,25 @@ def main() -> None:
         sandbox_server = SandboxServer(sandbox).start()
         settings = dataclasses.replace(settings, token=sandbox.token, base_url=sandbox_server.url)
         log.info("No HUBSPOT_ACCESS_TOKEN set: serving from the built-in HubSpot sandbox "
-                 "(%d fake contacts at %s). Set HUBSPOT_ACCESS_TOKEN to use a real portal.",
-                 settings.sandbox_contacts, sandbox_server.url)
+                 "(%d fake contacts, %d of them deleted, at %s). Set HUBSPOT_ACCESS_TOKEN to "
+                 "use a real portal.", settings.sandbox_contacts, len(sandbox.archived()),
+                 sandbox_server.url)
     else:
         log.info("Serving HubSpot contacts from %s", settings.base_url)
         host = urlsplit(settings.base_url).hostname or ""
         if settings.base_url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
             log.warning("HUBSPOT_BASE_URL is plain http: the access token travels unencrypted")
     for name in settings.ignored:
-        log.warning("%s is set but has no effect: the _updated token already orders and "
-                    "breaks ties, so the export is always strictly after since", name)
+        log.warning("%s is set but has no effect: a since that is a _updated value this "
+                    "service returned resumes strictly after it, a plain timestamp (ISO-8601 "
+                    "or epoch ms) includes its millisecond", name)
     app = create_app(settings, on_sandbox=sandbox_server is not None)
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port,
-                    log_config=None, access_log=True)
+        # h11, not httptools: h11 bounds the request head it buffers (httptools does not),
+        # and answers a longer one with 400 and a closed connection.
+        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
+                    access_log=True, http="h11",
+                    h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)
     finally:
         if sandbox_server is not None:
             sandbox_server.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -61,9 +61,13 @@ class Settings:
 
 
 def _first(env: Mapping[str, str], *names: str) -> tuple[str, str] | None:
+    # Empty is not unset: an empty value is a deployment mistake (a missing secret or
+    # $ENV(...)), and taking the default for it would, for the token, serve the sandbox.
     for name in names:
         value = env.get(name)
-        if value is not None and value.strip() != "":
+        if value is not None:
+            if value.strip() == "":
+                raise ConfigError(f"{name} is empty: give it a value or leave it out")
             return name, value.strip()
     return None
 
@@ -87,6 +91,42 @@ def _read(
     if not check(value):
         raise ConfigError(f"{name}={raw[:60]!r} is invalid: expected {rule}")
     return value
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: the setting it fills, its names (the documented one
+    first, then the tutorial's), how it is read, and the rule it must meet."""
+
+    field: str
+    names: tuple[str, ...]
+    convert: Callable[[str], Any]
+    rule: str
+    check: Callable[[Any], bool] = lambda _: True
+    low: float | None = None  # a number's range, inclusive; finite by construction
+    high: float | None = None
+
+    @property
+    def default(self) -> Any:
+        return Settings.__dataclass_fields__[self.field].default
+
+    def read(self, env: Mapping[str, str]) -> Any:
+        return _read(env, self.names, self.convert, self.default, self.rule, self.check)
+
+
+def number(field: str, names: tuple[str, ...], kind: type, low: float, high: float,
+           unit: str = "") -> Variable:
+    """A numeric variable with a finite range (so inf and nan are refused too)."""
+    span = f"from {show(low)} to {show(high)}"
+    rule = f"a whole number {span}" if kind is int else f"{unit or 'a number'} {span}"
+    return Variable(field, names, kind, rule, lambda v: low <= v <= high, low, high)
+
+
+def show(value: Any) -> str:
+    """A value as the README and the messages write it (3600, not 3600.0)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _boolean(raw: str) -> bool:
@@ -127,55 +167,50 @@ def load(env: Mapping[str, str]) -> Settings:
                           "and AUTH_PASSWORD both, or neither")
     if username is not None and ":" in username[1]:
         raise ConfigError("AUTH_USERNAME is invalid: a basic-auth user name has no ':'")
-    positive = "a number above 0"
+    values = {variable.field: variable.read(env) for variable in VARIABLES}
     return Settings(
         token=token[1] if token else None,
-        base_url=_read(env, ("HUBSPOT_BASE_URL", "base-url"), _base_url, DEFAULT_BASE_URL,
-                       "an http(s) URL such as https://api.hubapi.com"),
-        host=_read(env, ("HOST",), str, "127.0.0.1", "an interface address such as 0.0.0.0",
-                   lambda h: re.fullmatch(r"[0-9A-Za-z.:\-]+", h) is not None),
-        port=_read(env, ("PORT", "port"), int, 5000, "a port number 1-65535",
-                   lambda p: 1 <= p <= 65535),
-        modified_property=_read(env, ("HUBSPOT_MODIFIED_PROPERTY", "since-field"), str,
-                                "lastmodifieddate", "a HubSpot property name",
-                                lambda s: re.fullmatch(r"[A-Za-z0-9_]+", s) is not None),
-        properties=_read(env, ("HUBSPOT_PROPERTIES",), _names, (),
-                         "comma-separated HubSpot property names"),
-        properties_cache_seconds=_read(env, ("HUBSPOT_PROPERTIES_CACHE_SECONDS",), float,
-                                       3600.0, "seconds, 0 or more", lambda v: v >= 0),
-        settle_seconds=_read(env, ("HUBSPOT_SEARCH_SETTLE_SECONDS",), float, 60.0,
-                             "seconds, 0 or more", lambda v: v >= 0),
-        archived_snapshot_seconds=_read(env, ("HUBSPOT_ARCHIVED_SNAPSHOT_SECONDS",), float, None,
-                                        "seconds, 0-3600", lambda v: 0 <= v <= 3600),
-        search_page_size=_read(env, ("HUBSPOT_SEARCH_PAGE_SIZE",), int, 200,
-                               "a whole number 2-200", lambda v: 2 <= v <= 200),
-        search_concurrency=_read(env, ("HUBSPOT_SEARCH_CONCURRENCY",), int, 6,
-                                 "a whole number 1-10", lambda v: 1 <= v <= 10),
-        list_page_size=_read(env, ("HUBSPOT_LIST_PAGE_SIZE",), int, 100,
-                             "a whole number 1-100", lambda v: 1 <= v <= 100),
-        include_deleted=_read(env, ("HUBSPOT_INCLUDE_DELETED",), _boolean, True,
-                              "true or false"),
-        search_rate_per_second=_read(env, ("HUBSPOT_SEARCH_RATE_PER_SECOND",), int, 4,
-                                     "a whole number 1-100", lambda v: 1 <= v <= 100),
-        general_rate_per_10s=_read(env, ("HUBSPOT_RATE_PER_10_SECONDS",), int, 100,
-                                   "a whole number 1-1000", lambda v: 1 <= v <= 1000),
-        connect_timeout=_read(env, ("HUBSPOT_CONNECT_TIMEOUT",), float, 10.0, positive,
-                              lambda v: v > 0),
-        read_timeout=_read(env, ("HUBSPOT_READ_TIMEOUT",), float, 60.0, positive,
-                           lambda v: v > 0),
-        max_retry_wait_seconds=_read(env, ("HUBSPOT_MAX_RETRY_WAIT_SECONDS",), float, 120.0,
-                                     "seconds, 0 or more", lambda v: v >= 0),
-        max_retries=_read(env, ("HUBSPOT_MAX_RETRIES",), int, 8, "a whole number 0-50",
-                          lambda v: 0 <= v <= 50),
-        retry_initial_wait=_read(env, ("HUBSPOT_RETRY_INITIAL_WAIT",), float, 0.5,
-                                 "seconds, 0 or more", lambda v: v >= 0),
-        log_level=_read(env, ("LOG_LEVEL",), str.upper, "INFO", " or ".join(LOG_LEVELS),
-                        lambda v: v in LOG_LEVELS),
-        log_format=_read(env, ("LOG_FORMAT",), str.lower, "json", "json or text",
-                         lambda v: v in ("json", "text")),
-        sandbox_contacts=_read(env, ("SANDBOX_CONTACTS",), int, 3000,
-                               "a whole number 0-1000000", lambda v: 0 <= v <= 1_000_000),
+        **values,
         auth_username=username[1] if username else None,
         auth_password=password[1] if password else None,
         ignored=ignored,
     )
+
+
+# Every variable but the token, basic auth and the ignored tutorial one. The ranges are
+# what makes sense for HubSpot: timeouts and waits within Sesam's 1800 s read timeout,
+# a settle time of at most an hour (HubSpot's search lags "a few moments"), HubSpot's
+# page sizes and rate limits.
+VARIABLES: tuple[Variable, ...] = (
+    Variable("base_url", ("HUBSPOT_BASE_URL", "base-url"), _base_url,
+             "an http(s) URL such as https://api.hubapi.com"),
+    Variable("host", ("HOST",), str, "an interface address such as 0.0.0.0",
+             lambda h: re.fullmatch(r"[0-9A-Za-z.:\-]+", h) is not None),
+    number("port", ("PORT", "port"), int, 1, 65535),
+    Variable("modified_property", ("HUBSPOT_MODIFIED_PROPERTY", "since-field"), str,
+             "a HubSpot property name", lambda s: re.fullmatch(r"[A-Za-z0-9_]+", s) is not None),
+    Variable("properties", ("HUBSPOT_PROPERTIES",), _names,
+             "comma-separated HubSpot property names"),
+    number("properties_cache_seconds", ("HUBSPOT_PROPERTIES_CACHE_SECONDS",), float, 0, 86400,
+           "seconds"),
+    number("settle_seconds", ("HUBSPOT_SEARCH_SETTLE_SECONDS",), float, 0, 3600, "seconds"),
+    number("archived_snapshot_seconds", ("HUBSPOT_ARCHIVED_SNAPSHOT_SECONDS",), float, 0, 3600,
+           "seconds"),
+    number("search_page_size", ("HUBSPOT_SEARCH_PAGE_SIZE",), int, 2, 200),
+    number("search_concurrency", ("HUBSPOT_SEARCH_CONCURRENCY",), int, 1, 10),
+    number("list_page_size", ("HUBSPOT_LIST_PAGE_SIZE",), int, 1, 100),
+    Variable("include_deleted", ("HUBSPOT_INCLUDE_DELETED",), _boolean, "true or false"),
+    number("search_rate_per_second", ("HUBSPOT_SEARCH_RATE_PER_SECOND",), int, 1, 100),
+    number("general_rate_per_10s", ("HUBSPOT_RATE_PER_10_SECONDS",), int, 1, 1000),
+    number("connect_timeout", ("HUBSPOT_CONNECT_TIMEOUT",), float, 0.1, 60, "seconds"),
+    number("read_timeout", ("HUBSPOT_READ_TIMEOUT",), float, 0.1, 600, "seconds"),
+    number("max_retry_wait_seconds", ("HUBSPOT_MAX_RETRY_WAIT_SECONDS",), float, 0, 1800,
+           "seconds"),
+    number("max_retries", ("HUBSPOT_MAX_RETRIES",), int, 0, 50),
+    number("retry_initial_wait", ("HUBSPOT_RETRY_INITIAL_WAIT",), float, 0, 30, "seconds"),
+    Variable("log_level", ("LOG_LEVEL",), str.upper, " or ".join(LOG_LEVELS),
+             lambda v: v in LOG_LEVELS),
+    Variable("log_format", ("LOG_FORMAT",), str.lower, "json or text",
+             lambda v: v in ("json", "text")),
+    number("sandbox_contacts", ("SANDBOX_CONTACTS",), int, 0, 1_000_000),
+)

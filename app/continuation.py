@@ -50,6 +50,7 @@ _TOKEN = re.compile(
     re.ASCII,
 )
 _EPOCH_MS = re.compile(r"-?\d{1,30}", re.ASCII)
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
 
 
 class InvalidSince(ValueError):
@@ -133,6 +134,9 @@ def parse_since(since: str | None) -> Position:
     """
     if since is None:
         return START_POSITION
+    if since and not _PRINTABLE.fullmatch(since):  # as the spec's pattern: nothing around it
+        raise InvalidSince(f"since={since[:80]!r} is not valid: it has white space or "
+                           "control characters")
     match = _TOKEN.fullmatch(since)
     if match:
         try:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from connexion.exceptions import ProblemException
 
+from .redact import LINE_LIMIT, correlation_id as as_correlation_id, quote
+
 
 class UpstreamError(ProblemException):
     """HubSpot could not deliver: answered as 502, 503 or 504 problem+json.
 
-    ``retryable`` says whether the HubSpot client may try the same call again;
-    ``retry_after`` is HubSpot's (or our) advice in seconds, when there is one.
+    The detail is one bounded line and a correlation id that is not a UUID is dropped:
+    both may quote HubSpot. ``retryable`` says whether the HubSpot client may try the same
+    call again; ``retry_after`` is HubSpot's (or our) advice in seconds, when there is one.
     """
 
     def __init__(
@@ -23,6 +26,8 @@ class UpstreamError(ProblemException):
         retry_after: float | None = None,
         upstream_status: int | None = None,
     ) -> None:
+        correlation_id = as_correlation_id(correlation_id)
+        detail = quote(detail, LINE_LIMIT)
         ext = {"correlationId": correlation_id} if correlation_id else None
         # A 503 always tells the caller when to come back; HubSpot's own advice if it gave one.
         advice = retry_after if retry_after else (10.0 if status == 503 else None)

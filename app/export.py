@@ -31,6 +31,7 @@ from .continuation import (
 from .deletions import ArchivedSnapshots, Snapshot, deletion_entity, merged_ids
 from .errors import UpstreamError
 from .hubspot import HubSpotClient, Page, search_body
+from .redact import LINE_LIMIT, quote
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +263,7 @@ def _unusable_answer(what: str) -> Iterator[None]:
         yield
     except (ValueError, KeyError, TypeError, AttributeError, WalkError) as exc:
         raise UpstreamError(502, "HubSpot answer unusable",
-                            f"HubSpot's {what} answer could not be used: {exc}") from None
+                            f"HubSpot's {what} answer could not be used: {quote(exc)}") from None
 
 
 def json_array(entities: Iterable[Entity], stats: ExportStats) -> Iterator[bytes]:
@@ -288,10 +289,10 @@ def json_array(entities: Iterable[Entity], stats: ExportStats) -> Iterator[bytes
     except Exception as exc:
         if not sent_any:
             raise
-        stats.error = str(exc)
+        stats.error = quote(exc, LINE_LIMIT)
         log.error("export aborted mid-stream; the body was ended as invalid JSON",
                   extra={"error": stats.error})
-        buffer += b"\n!! EXPORT ABORTED: " + str(exc).encode("utf-8", "replace")
+        buffer += b"\n!! EXPORT ABORTED: " + stats.error.encode("utf-8", "replace")
         buffer += b"\n!! This body is deliberately not valid JSON: retry the request.\n"
         yield bytes(buffer)
         return

@@ -26,12 +26,14 @@ from .config import Settings
 from .continuation import ALL_IDS, MAX_MS, Query
 from .errors import UpstreamError
 from .metrics import Metrics
+from .redact import Redactor, quote
 
 log = logging.getLogger(__name__)
 
 ID_PROPERTY = "hs_object_id"
 MERGED_PROPERTY = "hs_merged_object_ids"  # the ids merged into a contact, ';'-separated
 RETRYABLE_STATUS = frozenset({423, 429, 500, 502, 503, 504})
+PORTAL_EPOCH_MS = 1_136_073_600_000  # 2006-01-01, HubSpot's founding: no portal data before
 
 
 @dataclass(frozen=True)
@@ -79,11 +81,19 @@ def search_body(
 
 
 def _server_ms(response: requests.Response) -> int:
-    """HubSpot's clock from the Date header (whole seconds, so never ahead of HubSpot)."""
+    """HubSpot's clock from the Date header (whole seconds, so never ahead of HubSpot).
+
+    A clock before HubSpot existed would put the export's horizon before any contact's
+    modification time: an empty answer that looks complete. It is HubSpot's failure."""
     try:
-        return int(email.utils.parsedate_to_datetime(response.headers["Date"]).timestamp()) * 1000
+        ms = int(email.utils.parsedate_to_datetime(response.headers["Date"]).timestamp()) * 1000
     except (KeyError, TypeError, ValueError):
         return int(time.time() * 1000)
+    if ms < PORTAL_EPOCH_MS:
+        raise UpstreamError(502, "HubSpot's clock unusable",
+                            f"HubSpot's Date header says {quote(response.headers['Date'], 60)}, "
+                            "before any HubSpot portal held data: the export would be empty.")
+    return ms
 
 
 class HubSpotClient:
@@ -95,7 +105,7 @@ class HubSpotClient:
         if settings.token is None:
             raise ValueError("HubSpotClient needs an access token")
         self._settings = settings
-        self._token = settings.token
+        self._redactor = Redactor(settings.token)
         self._api = settings.base_url + "/crm/v3"
         self._session = session or requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
@@ -241,7 +251,7 @@ class HubSpotClient:
         except requests.ConnectionError as exc:
             outcome = "connection_error"
             raise UpstreamError(504, "HubSpot unreachable",
-                                f"Could not connect to HubSpot: {self._redact(str(exc))[:300]}",
+                                f"Could not connect to HubSpot: {self._quote(exc)}",
                                 retryable=True) from None
         except (requests.RequestException, ValueError) as exc:
             # A body cut short or not JSON: the connection broke mid-answer.
@@ -261,7 +271,7 @@ class HubSpotClient:
             body = {}
         if not isinstance(body, dict):
             body = {}
-        message = self._redact(str(body.get("message") or response.reason or ""))[:500]
+        message = self._quote(body.get("message") or response.reason or "")
         correlation = body.get("correlationId")
         retry_after = _retry_after(response)
         common = {"correlation_id": correlation, "upstream_status": status}
@@ -289,8 +299,8 @@ class HubSpotClient:
         return UpstreamError(502, "HubSpot rejected the request",
                              f"HubSpot answered {status}: {message}", **common)
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._token, "[REDACTED]")
+    def _quote(self, text: object) -> str:
+        return quote(self._redactor.text(str(text)))
 
 
 def _retry_after(response: requests.Response) -> float | None:

@@ -8,8 +8,9 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
+from .redact import Redactor
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-REDACTED = "[REDACTED]"
 
 
 class RedactSecret(logging.Filter):
@@ -17,15 +18,16 @@ class RedactSecret(logging.Filter):
 
     def __init__(self, secret: str) -> None:
         super().__init__()
-        self._secret = secret
+        self._redactor = Redactor(secret)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if self._secret in message:
-            record.msg, record.args = message.replace(self._secret, REDACTED), None
+        redacted = self._redactor.text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
         for name, value in list(vars(record).items()):
-            if isinstance(value, str) and self._secret in value:
-                setattr(record, name, value.replace(self._secret, REDACTED))
+            if isinstance(value, str):
+                setattr(record, name, self._redactor.text(value))
         return True
 
 

@@ -12,9 +12,9 @@ import yaml
 from hypothesis import assume, given, settings, strategies as st
 
 from app.config import Settings
-from app.continuation import parse_since
+from app.continuation import InvalidSince, parse_since
 from app.sandbox import Sandbox, SandboxServer
-from app.server import create_app
+from app.server import NamedParameterValidator, create_app
 
 # Schemathesis needs the app when the module loads (its fixture loader fails on pytest 9.2),
 # so the sandbox starts here; the module fixture below stops it.
@@ -45,10 +45,14 @@ def test_every_answer_conforms(case) -> None:
     case.call_and_validate()
 
 
-def _since_pattern() -> str:
+def _since_parameter() -> dict:
     spec = yaml.safe_load((Path(__file__).resolve().parent.parent / "openapi.yaml").read_text())
     (since,) = [p for p in spec["paths"]["/get_contacts"]["get"]["parameters"] if p["name"] == "since"]
-    return since["schema"]["pattern"]
+    return since
+
+
+def _since_pattern() -> str:
+    return _since_parameter()["schema"]["pattern"]
 
 
 @settings(max_examples=2000, deadline=None)
@@ -58,3 +62,17 @@ def test_spec_and_service_agree_on_since(value: str) -> None:
     neither promises more nor less than the code does."""
     assume(len(value) <= 64)
     parse_since(value)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.from_regex(_since_pattern(), fullmatch=True),
+       st.sampled_from(["\n", "\r\n", " ", "\t", "\x00", "\u2028"]), st.booleans())
+def test_spec_and_service_agree_on_the_whole_value(value: str, extra: str, before: bool) -> None:
+    """A `since` the pattern admits, with a newline or white space before or after it, is
+    refused both by the service's reading of the spec's pattern (ECMA-262: `$` is the end
+    of the value, where Python's would allow a newline) and by the parser."""
+    padded = extra + value if before else value + extra
+    error = NamedParameterValidator.validate_parameter("query", padded, _since_parameter())
+    assert error and "since" in error, f"the spec's pattern admitted {padded!r}"
+    with pytest.raises(InvalidSince):
+        parse_since(padded)

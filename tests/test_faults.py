@@ -31,7 +31,7 @@ ABORTED = "aborted"  # the pipe run fails on a body that is not valid JSON
 Outcome = int | str  # ABSORBED, ABORTED or the status that fails the pipe run
 
 RETRY_MESSAGE = "HubSpot call failed, retrying"
-CORRELATION = "4c8a1f7e-0d2b-4b6e-9a55-faulttest0001"
+CORRELATION = "4c8a1f7e-0d2b-4b6e-9a55-fa017e570001"  # a UUID, as HubSpot sends
 WRONG_TOKEN = "pat-na1-0000-wrong-token-fault-test"
 LEAKS = re.compile(r'Traceback|File "|\.py\b|site-packages|/work/|/usr/')
 CATEGORIES = {401: "INVALID_AUTHENTICATION", 403: "MISSING_SCOPES"}

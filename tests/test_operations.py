@@ -122,6 +122,8 @@ class TestRateLimitHeaders:
 
 
 class TestSecrets:
+    CORRELATION = "c0ffee00-0000-4000-8000-000000000001"
+
     def test_token_never_reaches_logs_bodies_or_urls(self, tmp_path: Path) -> None:
         """With debug logging on, through a normal export, an export cut mid-stream, and a
         HubSpot error that echoes the token, the token appears in no log line (stdout),
@@ -148,13 +150,13 @@ class TestSecrets:
                 sandbox.clear_faults()
                 sandbox.inject(Fault(endpoint="any", status=401, times=None, body={
                     "status": "error", "message": f"The token {token} is not valid",
-                    "correlationId": "c0ffee", "category": "INVALID_AUTHENTICATION"}))
+                    "correlationId": self.CORRELATION, "category": "INVALID_AUTHENTICATION"}))
                 bodies.append(requests.get(url + "/get_contacts", timeout=60).text)
             finally:
                 process.terminate()
                 process.wait(timeout=10)
         logged = log_file.read_text()
-        assert "EXPORT ABORTED" in bodies[1] and "c0ffee" in bodies[2], bodies[1][-200:] + bodies[2]
+        assert "EXPORT ABORTED" in bodies[1] and self.CORRELATION in bodies[2], bodies[1][-200:] + bodies[2]
         assert token not in logged, "the token is in the service's log"
         assert not [b for b in bodies if token in b], "the token is in a response body"
         assert not [r for r in sandbox.request_log if token in orjson.dumps(
