@@ -33,8 +33,8 @@ CONTRACT = Path(__file__).resolve().parent
 ROOT = CONTRACT.parent
 OPTIC = CONTRACT / "node_modules" / ".bin" / "optic"
 RELEASE_NAME = re.compile(r"^openapi-(?P<version>.+)\.yaml$")
-# Optic's anonymous usage reports and update checks: nothing to send from CI, and no network.
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+# Optic's anonymous usage reports and update checks: nothing to send from CI, and no network.
 QUIET = {"OPTIC_TELEMETRY_LEVEL": "off", "NO_UPDATE_NOTIFIER": "1"}
 
 
