@@ -52,8 +52,10 @@ class ContactsApi:
         return StreamingResponse(export.watch(chain([first], chunks)),
                                  media_type="application/json")
 
-    def health(self) -> dict[str, Any]:
-        return {"status": "ok", "sandbox": self._on_sandbox}
+    def health(self) -> tuple[dict[str, Any], int, dict[str, str]]:
+        # Named, because the operation also declares a problem+json answer (its 400).
+        return ({"status": "ok", "sandbox": self._on_sandbox}, 200,
+                {"Content-Type": "application/json"})
 
     def metrics(self) -> Response:
         return Response(self._metrics.render(), media_type=self._metrics.content_type)
