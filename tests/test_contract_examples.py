@@ -99,11 +99,12 @@ class TestExamplesInTheSpec:
         """Each parameter example is a value the service accepts."""
         assert_valid(parameter["example"], parameter["schema"], f"{path} {parameter['name']}")
 
-    def test_the_export_example_shows_a_live_and_a_deleted_contact(self) -> None:
-        """The export's example shows both kinds of entity a pipe receives."""
+    def test_the_export_example_shows_every_kind_of_entity(self) -> None:
+        """The export's example shows each kind of entity a pipe receives: a live contact,
+        a deleted one and one merged away into another."""
         (example,) = [e for e in EXAMPLES if e.path == "/get_contacts" and e.status == "200"]
-        kinds = [bool(entity.get("_deleted")) for entity in example.value]
-        assert False in kinds and True in kinds, example.value
+        kinds = {entity_kind(entity) for entity in example.value}
+        assert kinds == {"live", "deleted", "merged away"}, example.value
 
 
 # -- the real answers --------------------------------------------------------------------
@@ -134,7 +135,7 @@ def unreachable(configure: Callable[..., TestClient], sandbox: Sandbox) -> httpx
 
 
 def export_after_changes(configure: Callable[..., TestClient], sandbox: Sandbox) -> httpx.Response:
-    """An incremental export that carries a modified and a deleted contact."""
+    """An incremental export that carries a modified, a deleted and a merged-away contact."""
     service = configure()
     offset = orjson.loads(service.get("/get_contacts").content)[-1]["_updated"]
     live = sorted(sandbox.live(), key=int)
@@ -142,8 +143,16 @@ def export_after_changes(configure: Callable[..., TestClient], sandbox: Sandbox)
     sandbox.modify(live[:1], {"firstname": "Changed"})
     sandbox.advance(1)
     sandbox.archive(live[1:2])
+    sandbox.advance(1)
+    sandbox.merge(live[2], live[3])
     settle(sandbox)
     return service.get("/get_contacts", params={"since": offset})
+
+
+def entity_kind(entity: dict) -> str:
+    if "mergedInto" in entity:
+        return "merged away"
+    return "deleted" if entity.get("_deleted") else "live"
 
 
 # How the service is made to give the answer each example shows.
@@ -203,11 +212,11 @@ def test_the_service_answers_as_the_example_shows(
     real = response.json()
     assert_valid(real, example.schema, context)
     if example.path == "/get_contacts" and example.status == "200":
-        for deleted in (False, True):
-            shown = next(e for e in example.value if bool(e.get("_deleted")) == deleted)
-            got = next((e for e in real if bool(e.get("_deleted")) == deleted), None)
-            assert got is not None, f"{context}: no entity with _deleted={deleted}"
-            same_shape(got, shown, f"{context} (_deleted={deleted})")
+        for kind in ("live", "deleted", "merged away"):
+            shown = next(e for e in example.value if entity_kind(e) == kind)
+            got = next((e for e in real if entity_kind(e) == kind), None)
+            assert got is not None, f"{context}: no {kind} entity"
+            same_shape(got, shown, f"{context} ({kind})")
         return
     same_shape(real, example.value, context)
     if example.status.startswith(("4", "5")):
