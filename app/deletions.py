@@ -53,7 +53,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from .continuation import ALL_IDS, Key, Position, format_ms, parse_timestamp
+from .continuation import ALL_IDS, Key, Position, encode_position, format_ms, parse_timestamp
 from .hubspot import MERGED_PROPERTY, HubSpotClient, Page
 
 SECOND_MS = 1000  # HubSpot's Date header has whole seconds
@@ -77,10 +77,13 @@ def merged_ids(contact: dict[str, Any]) -> list[int]:
     return sorted({int(part) for part in raw.split(";") if part.strip().isdigit()} - {own})
 
 
-def deletion_entity(position: Position, token: str, contact_id: str, merged_into: str | None = None
-                    ) -> dict[str, Any]:
-    """The Sesam entity of a deleted (or merged-away) contact."""
-    entity: dict[str, Any] = {"_id": contact_id, "_updated": token, "_deleted": True, "id": contact_id}
+def deletion_entity(position: Position, merged_into: str | None = None) -> dict[str, Any]:
+    """The Sesam entity of a deleted contact, or of one merged away into ``merged_into``.
+    Its ``archivedAt`` is where the deletion sits: HubSpot's when trusted, else when the
+    service first saw the contact archived."""
+    contact_id = str(position[1] if merged_into is None else position[2])
+    entity: dict[str, Any] = {"_id": contact_id, "_updated": encode_position(position),
+                              "_deleted": True, "id": contact_id}
     if merged_into is None:
         entity.update(archived=True, archivedAt=format_ms(position[0]))
     else:
@@ -103,7 +106,8 @@ class Snapshot:
         if start[2] < ALL_IDS:
             # Inside a survivor's merged ids: that survivor's own deletion is still to come.
             first = bisect.bisect_left(self.deletions, (start[0], start[1]))
-        for key in self.deletions[first:]:
+        for index in range(first, len(self.deletions)):
+            key = self.deletions[index]
             if key[0] > horizon_ms:
                 return
             yield key

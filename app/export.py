@@ -186,7 +186,7 @@ def _deleted(snapshot: Snapshot, start: Position, walk: KeysetWalk) -> Iterator[
     walk's first search fixes it)."""
     for ms, contact_id in snapshot.after(start, _horizon(walk)):
         position = (ms, contact_id, ALL_IDS)
-        yield position, 0, deletion_entity(position, encode_position(position), str(contact_id))
+        yield position, 0, deletion_entity(position)
 
 
 def _horizon(walk: KeysetWalk) -> int:
@@ -201,8 +201,7 @@ def _live_entities(key: tuple[int, int], contact: Entity, merges: bool) -> list[
     if merges:
         for merged in merged_ids(contact):
             position = (ms, contact_id, merged)
-            items.append((position, 0, deletion_entity(
-                position, encode_position(position), str(merged), merged_into=contact["id"])))
+            items.append((position, 0, deletion_entity(position, merged_into=contact["id"])))
     position = (ms, contact_id, ALL_IDS)
     items.append((position, 1, {"_id": contact["id"], "_updated": encode_position(position),
                                 **contact}))
