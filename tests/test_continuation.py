@@ -43,19 +43,23 @@ class TestTokens:
         """The token shows the UTC time with milliseconds and the zero-padded id."""
         assert encode_key((1709633472345, 12345)) == "2024-03-05T10:11:12.345Z_0000000000000012345"
 
-    @pytest.mark.parametrize("value,expected", [
-        ("2024-03-05T10:11:12.345Z", 1709633472345),
-        ("2024-03-05T10:11:12Z", 1709633472000),
-        ("2024-03-05T10:11:12.3Z", 1709633472300),
-        ("2024-03-05T11:11:12.345+01:00", 1709633472345),
-        ("2024-03-05T10:11:12.345", 1709633472345),
-        ("1709633472345", 1709633472345),
-        ("1970-01-01T00:00:00Z", 0),
+    @pytest.mark.parametrize("value,expected,canonical", [
+        ("2024-03-05T10:11:12.345Z", 1709633472345, "2024-03-05T10:11:12.345Z"),
+        ("2024-03-05T10:11:12Z", 1709633472000, "2024-03-05T10:11:12.000Z"),
+        ("2024-03-05T10:11:12.3Z", 1709633472300, "2024-03-05T10:11:12.300Z"),
+        ("2024-03-05T11:11:12.345+01:00", 1709633472345, "2024-03-05T10:11:12.345Z"),
+        ("2024-03-04T23:11:12.345-11:00", 1709633472345, "2024-03-05T10:11:12.345Z"),
+        ("2024-03-05T10:11:12.345", 1709633472345, "2024-03-05T10:11:12.345Z"),
+        ("1709633472345", 1709633472345, "2024-03-05T10:11:12.345Z"),
+        ("1970-01-01T00:00:00Z", 0, "1970-01-01T00:00:00.000Z"),
+        ("9999-12-31T23:59:59.999Z", MAX_MS, "9999-12-31T23:59:59.999Z"),
     ])
-    def test_timestamps_in_hubspot_formats(self, value: str, expected: int) -> None:
-        """HubSpot writes timestamps with and without milliseconds; both normalise."""
-        assert parse_timestamp(value) == expected, value
-        assert format_ms(expected).startswith(value[:19]) or "+" in value or value.isdigit()
+    def test_timestamps_in_hubspot_formats(self, value: str, expected: int, canonical: str) -> None:
+        """HubSpot writes timestamps with and without milliseconds, in UTC or with an
+        offset, or as epoch ms; each is read as that exact instant and written back as
+        one fixed-width UTC form."""
+        assert parse_timestamp(value) == expected, f"{value} read as {parse_timestamp(value)}"
+        assert format_ms(expected) == canonical, f"{expected} written as {format_ms(expected)}"
 
 
 class TestSince:
@@ -86,9 +90,17 @@ class TestSince:
             parse_since(value)
 
 
+SEARCH_CAP = 10_000  # HubSpot: no search query pages past its 10,000th result
+
+
+class SearchCapExceeded(AssertionError):
+    """What HubSpot answers with a 400: a page that reaches past the 10,000th result."""
+
+
 class FakeSearch:
     """Evaluates the service's search bodies over an in-memory portal, like HubSpot would:
-    ties come back shuffled (stable per query), `paging.next` when more remain."""
+    ties come back shuffled (stable per query), `paging.next` when more remain, and no
+    page reaches past the 10,000th result of its query."""
 
     def __init__(self, keys: list[Key], seed: int, unstable_ties: bool = False) -> None:
         self.modified: dict[int, int] = {cid: ms for ms, cid in keys}
@@ -116,6 +128,8 @@ class FakeSearch:
         (sort,) = body["sorts"]
         hits.sort(key=lambda cid: (self._value(cid, sort["propertyName"]), self._order[cid]))
         offset = int(body.get("after", 0))
+        if offset + body["limit"] > SEARCH_CAP:
+            raise SearchCapExceeded(f"after={offset} + limit={body['limit']} > {SEARCH_CAP}")
         page = hits[offset: offset + body["limit"]]
         results = [{"id": str(cid), "properties": {PROP: format_ms(self.modified[cid]),
                                                     ID_PROPERTY: str(cid)}} for cid in page]
@@ -212,14 +226,26 @@ class TestKeysetWalk:
         missing = set(stayed) - set(emitted)
         assert not missing, f"contacts that never changed were skipped: {sorted(missing)}"
 
-    def test_more_than_a_page_on_one_millisecond(self) -> None:
-        """A millisecond that fills many pages is read by id, with no offset, so even more
-        than 10,000 contacts on one millisecond come out whole and in id order."""
+    @pytest.mark.parametrize("round_pages", [1, 3])
+    def test_more_than_a_page_on_one_millisecond(self, round_pages: int) -> None:
+        """A millisecond that fills many pages is read by id, from the last id read, so
+        even more than 10,000 contacts on one millisecond come out whole and in id order
+        from a search that, like HubSpot, refuses to page past its 10,000th result."""
         keys = [(7, cid) for cid in range(1, 10_402)] + [(3, 50_000), (9, 20_000)]
         search = FakeSearch(keys, seed=3)
-        emitted = walk_all(search, START, None, 200)
+        emitted = walk_all(search, START, None, 200, round_pages=round_pages)
         assert emitted == sorted(keys), f"{len(emitted)} of {len(keys)} emitted"
-        assert search.calls <= len(keys) // 200 + 4, f"{search.calls} calls for {len(keys)} contacts"
+        assert search.calls <= round_pages * (len(keys) // 200 + 4), (
+            f"{search.calls} calls for {len(keys)} contacts")
+
+    def test_the_fake_search_enforces_the_cap(self) -> None:
+        """The fake behind these tests refuses, like HubSpot, a page past 10,000 results:
+        a walk that paged a big tie by offset would fail here."""
+        search = FakeSearch([(7, cid) for cid in range(1, 10_402)], seed=3)
+        body = search_body(KeysetWalk(START, horizon_ms=7).next_query(), PROP, [PROP], 200,
+                           offset=9_801)
+        with pytest.raises(SearchCapExceeded):
+            search(body)
 
     def test_resumes_inside_a_tie(self) -> None:
         """since = a token in the middle of a tie resumes with the rest of that millisecond."""

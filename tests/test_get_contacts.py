@@ -218,14 +218,17 @@ class TestBadInput:
         ({"limit": "99999999999"}, "limit"),
         ({"offset": "3"}, "offset"),
     ])
-    def test_rejected_with_a_problem(self, service: TestClient, query: dict, says: str) -> None:
+    def test_rejected_with_a_problem(self, service: TestClient, sandbox: Sandbox, query: dict,
+                                     says: str) -> None:
         """Malformed or unknown parameters get 400 application/problem+json saying what
         was wrong, and HubSpot is not called."""
+        sandbox.reset_counters()
         response = service.get("/get_contacts", params=query)
         assert response.status_code == 400, f"{query}: {response.status_code} {response.text[:300]}"
         assert response.headers["content-type"] == "application/problem+json", response.headers
         problem = response.json()
         assert problem["status"] == 400 and says in problem["detail"], problem
+        assert sandbox.request_log == [], f"{query}: HubSpot was called: {sandbox.request_log}"
 
 
 class TestUpstreamFailure:
@@ -273,10 +276,12 @@ class TestUpstreamFailure:
 
 
 class TestSurface:
-    def test_health(self, service: TestClient) -> None:
+    def test_health(self, service: TestClient, sandbox: Sandbox) -> None:
         """/health answers without calling HubSpot."""
+        sandbox.reset_counters()
         response = service.get("/health")
         assert response.status_code == 200 and response.json()["status"] == "ok", response.text
+        assert sandbox.request_log == [], f"/health called HubSpot: {sandbox.request_log}"
 
     def test_spec_and_ui_are_served(self, service: TestClient) -> None:
         """The contract is served at /openapi.json and browsable at /ui/."""
