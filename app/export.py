@@ -120,7 +120,7 @@ class Exporter:
             with _unusable_answer("search"):
                 keyed, has_more = join_overlapping(
                     [([(contact_key(c, prop), c) for c in page.results], page.has_more)
-                     for page in pages])
+                     for page in pages], [page.total for page in pages])
                 batch = [(key, {"_id": contact["id"], "_updated": encode_key(key), **contact})
                          for key, contact in walk.accept(query, keyed, has_more)]
             if batch:
