@@ -33,6 +33,7 @@ class Settings:
     properties: tuple[str, ...] = ()  # empty: every property in HubSpot's catalogue
     properties_cache_seconds: float = 3600.0
     settle_seconds: float = 60.0
+    archived_snapshot_seconds: float | None = None  # None: the settle time
     search_page_size: int = 200
     search_concurrency: int = 6
     list_page_size: int = 100
@@ -50,6 +51,13 @@ class Settings:
     auth_username: str | None = None  # both set: callers must send these (HTTP basic)
     auth_password: str | None = field(default=None, repr=False)
     ignored: tuple[str, ...] = ()  # variables read but without effect, logged at start
+
+    @property
+    def snapshot_seconds(self) -> float:
+        """How long one listing of the archived contacts serves every export."""
+        if self.archived_snapshot_seconds is None:
+            return self.settle_seconds
+        return self.archived_snapshot_seconds
 
 
 def _first(env: Mapping[str, str], *names: str) -> tuple[str, str] | None:
@@ -137,6 +145,8 @@ def load(env: Mapping[str, str]) -> Settings:
                                        3600.0, "seconds, 0 or more", lambda v: v >= 0),
         settle_seconds=_read(env, ("HUBSPOT_SEARCH_SETTLE_SECONDS",), float, 60.0,
                              "seconds, 0 or more", lambda v: v >= 0),
+        archived_snapshot_seconds=_read(env, ("HUBSPOT_ARCHIVED_SNAPSHOT_SECONDS",), float, None,
+                                        "seconds, 0-3600", lambda v: 0 <= v <= 3600),
         search_page_size=_read(env, ("HUBSPOT_SEARCH_PAGE_SIZE",), int, 200,
                                "a whole number 2-200", lambda v: 2 <= v <= 200),
         search_concurrency=_read(env, ("HUBSPOT_SEARCH_CONCURRENCY",), int, 6,

@@ -30,14 +30,24 @@ ALL_IDS = 10**ID_WIDTH  # an id above every real one: (ms, ALL_IDS) is after all
 MIN_MS = 0  # 1970-01-01T00:00:00.000Z
 MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: the last instant with a 4-digit year
 
+MAX_ID = 2**63 - 1  # HubSpot ids are signed 64-bit: a larger one cannot be searched for
+
 Key = tuple[int, int]
-"""A position in the export: (modified epoch ms, contact id)."""
+"""A contact's place in HubSpot search order: (modified epoch ms, contact id)."""
+
+Position = tuple[int, int, int]
+"""A place in the export: (ms, id, sub). A contact, live or deleted, is at (ms, id, ALL_IDS);
+an id merged into contact ``id`` is reported deleted at (ms, id, merged id), just before it."""
 
 START: Key = (MIN_MS - 1, ALL_IDS)
-"""Before every contact: the position of a full export."""
+"""Before every contact: where the walk of a full export starts."""
+
+START_POSITION: Position = (*START, ALL_IDS)
+"""Before every entity: the position of a full export."""
 
 _TOKEN = re.compile(
-    r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)_(\d{%d})" % ID_WIDTH, re.ASCII
+    r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)_(\d{%d})(?:~(\d{%d}))?" % (ID_WIDTH, ID_WIDTH),
+    re.ASCII,
 )
 _EPOCH_MS = re.compile(r"-?\d{1,30}", re.ASCII)
 
@@ -93,7 +103,27 @@ def encode_key(key: Key) -> str:
     return f"{format_ms(ms)}_{contact_id:0{ID_WIDTH}d}"
 
 
-def parse_since(since: str | None) -> Key:
+def encode_position(position: Position) -> str:
+    """The `_updated` token of a place in the export.
+
+    A merged-away id sits just before its survivor: its token is the token of the id below
+    the survivor's, then ``~`` and the merged id, so that it sorts after everything before
+    the survivor and before the survivor itself, e.g. ``…345Z_0000000000000012344~00…0777``
+    for 777 merged into 12345."""
+    ms, contact_id, sub = position
+    if sub == ALL_IDS:
+        return encode_key((ms, contact_id))
+    return f"{encode_key((ms, contact_id - 1))}~{sub:0{ID_WIDTH}d}"
+
+
+def walk_start(position: Position) -> Key:
+    """Where the keyset walk resumes to reach everything after ``position``: after the
+    contact itself, or, inside a survivor's merged ids, just before the survivor."""
+    ms, contact_id, sub = position
+    return (ms, contact_id) if sub == ALL_IDS else (ms, contact_id - 1)
+
+
+def parse_since(since: str | None) -> Position:
     """The position after which an export resumes.
 
     - absent: the start (a full export);
@@ -102,20 +132,30 @@ def parse_since(since: str | None) -> Key:
       everything modified at or after it, so nothing on the boundary millisecond is lost.
     """
     if since is None:
-        return START
+        return START_POSITION
     match = _TOKEN.fullmatch(since)
     if match:
         try:
-            return parse_timestamp(match[1]), int(match[2])
+            ms = parse_timestamp(match[1])
         except ValueError as exc:
             raise InvalidSince(f"since={since[:80]!r} is not valid: {exc}") from None
+        ids = [int(digits) for digits in match.groups()[1:] if digits is not None]
+        if max(ids) > MAX_ID:
+            # HubSpot would answer a search for it with a 400: refuse it here, as the
+            # malformed value it is (this service never issues such a token).
+            raise InvalidSince(f"since={since[:80]!r} is not valid: its id is above "
+                               f"{MAX_ID}, the largest HubSpot id")
+        if len(ids) == 1:
+            return ms, ids[0], ALL_IDS
+        return ms, ids[0] + 1, ids[1]
     if "_" in since:
         raise InvalidSince(
             f"since={since[:80]!r} looks like a continuation token but is not one: expected "
-            f"'YYYY-MM-DDTHH:MM:SS.mmmZ_' followed by a {ID_WIDTH}-digit contact id"
+            f"'YYYY-MM-DDTHH:MM:SS.mmmZ_' followed by a {ID_WIDTH}-digit contact id (and "
+            f"for a merged contact '~' and another {ID_WIDTH} digits)"
         )
     try:
-        return parse_timestamp(since) - 1, ALL_IDS
+        return parse_timestamp(since) - 1, ALL_IDS, ALL_IDS
     except ValueError as exc:
         raise InvalidSince(
             f"since={since[:80]!r} is not valid: {exc}. Use a value of _updated this service "

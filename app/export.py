@@ -1,9 +1,10 @@
 """The export: HubSpot contacts as Sesam entities in `_updated` order, streamed as JSON.
 
 Live contacts come from the keyset walk over search (`continuation.KeysetWalk`); on an
-incremental export the contacts deleted (archived) since the offset come from the list
-API and are merged in, in order, as ``_deleted`` entities. Everything is lazy: HubSpot is
-read page by page while the body is being written, so memory stays flat.
+incremental export the deletions after the offset come from the shared archived snapshot
+(`deletions.ArchivedSnapshots`) and the survivors' merged ids, and are merged in, in order,
+as ``_deleted`` entities. Everything is lazy: HubSpot is read page by page while the body is
+being written, so memory stays flat.
 """
 
 from __future__ import annotations
@@ -12,20 +13,22 @@ import heapq
 import logging
 import queue
 import threading
+import time
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, islice
 from operator import itemgetter
-from typing import Any, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import orjson
 
 from .config import Settings
 from .continuation import (
-    START, Key, KeysetWalk, WalkError, contact_key, encode_key, format_ms, join_overlapping,
-    parse_timestamp,
+    ALL_IDS, START_POSITION, KeysetWalk, Position, WalkError, contact_key, encode_position,
+    join_overlapping, walk_start,
 )
+from .deletions import ArchivedSnapshots, Snapshot, deletion_entity, merged_ids
 from .errors import UpstreamError
 from .hubspot import HubSpotClient, Page, search_body
 
@@ -35,6 +38,9 @@ CHUNK_BYTES = 64 * 1024
 READ_AHEAD_ROUNDS = 1  # rounds of search pages fetched ahead of the response being written
 CATCH_UPS = 2  # later horizons a full export reads on to, for what changed while it ran
 Entity = dict[str, Any]
+# An entity in the merge: (position, rank, entity); on an equal position a deletion (rank 0)
+# comes before a live contact (rank 1) and is the one sent.
+Ranked = tuple[Position, int, Entity]
 
 
 @dataclass
@@ -52,77 +58,108 @@ class ExportStats:
         self.retries += page.calls - 1
 
 
+@dataclass
+class _Reached:
+    """How far one pass of the walk got: its horizon, and HubSpot's latest clock seen."""
+
+    horizon_ms: int = 0
+    latest_ms: int = 0
+
+
 class Exporter:
     """Turns a `since` position into the stream of entities after it."""
 
-    def __init__(self, client: HubSpotClient, settings: Settings) -> None:
+    def __init__(self, client: HubSpotClient, settings: Settings,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
         self._settings = settings
         self._settle_ms = int(settings.settle_seconds * 1000)
+        self._snapshots = ArchivedSnapshots(
+            client, settings.modified_property, self._settle_ms,
+            settings.snapshot_seconds, clock)
         # Page requests of all exports share these threads (and the client's budget).
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="hubspot-page")
 
-    def entities(self, start: Key, limit: int | None, stats: ExportStats) -> Iterator[Entity]:
+    def entities(self, start: Position, limit: int | None, stats: ExportStats) -> Iterator[Entity]:
         """The first ``limit`` entities after ``start`` (all of them if None), in order."""
         for entity in islice(self._changes(start, limit, stats), limit):
             stats.entities += 1
             stats.deleted += entity.get("_deleted", False)
             yield entity
 
-    def _changes(self, start: Key, limit: int | None, stats: ExportStats) -> Iterator[Entity]:
-        walk = KeysetWalk(start, read_by_id_from=self._settings.search_page_size - 1)
-        full = start == START
-        # A full export lists what exists (Sesam's full rescan tracks deletions itself). On
-        # an incremental one the archived list, not sorted by time, is read first and whole;
-        # it also fixes the horizon before the first search.
-        deleted = iter(()) if full or not self._settings.include_deleted else (
-            self._deleted(start, walk, stats))
-        live = read_ahead(self._live(walk, limit, stats, catch_up=full), READ_AHEAD_ROUNDS)
-        last: Key | None = None
-        # Deletions go first on an equal key, and an equal key is sent once: the contact
-        # was modified and deleted on the same millisecond, and deleted is what it is now.
-        for key, entity in heapq.merge(deleted, chain.from_iterable(live), key=itemgetter(0)):
-            if key != last:
-                last = key
-                yield entity
+    def _changes(self, start: Position, limit: int | None, stats: ExportStats) -> Iterator[Entity]:
+        deletions = self._settings.include_deleted
+        if start != START_POSITION:
+            yield from self._pass(start, limit, stats, deletions)
+            return
+        # A full export lists what exists, without deletions (Sesam's full rescan tracks
+        # them). Contacts modified while it ran have moved past its horizon, so it reads on,
+        # as incremental passes from that horizon, with the deletions made meanwhile: one of
+        # the contacts it already sent may be among them.
+        reached = yield from self._pass(start, limit, stats, deletions=False)
+        for _ in range(CATCH_UPS):
+            if reached.latest_ms - self._settle_ms <= reached.horizon_ms:
+                return
+            reached = yield from self._pass((reached.horizon_ms, ALL_IDS, ALL_IDS), limit, stats,
+                                            deletions, floor_ms=reached.horizon_ms)
 
-    def _live(self, walk: KeysetWalk, limit: int | None, stats: ExportStats,
-              catch_up: bool = False) -> Iterator[list[tuple[Key, Entity]]]:
-        """Live contacts in order, a round of search requests at a time.
+    def _pass(self, start: Position, limit: int | None, stats: ExportStats, deletions: bool,
+              floor_ms: int | None = None) -> Iterator[Entity]:
+        """One walk from ``start`` to a horizon, with the deletions up to it if asked; returns
+        how far it got. ``floor_ms``: a horizon this pass must pass to be worth a search."""
+        reached = _Reached()
+        cap = None
+        snapshot = None
+        if deletions:
+            with _unusable_answer("list of archived contacts"):
+                snapshot = self._snapshots.current(stats.count_page)
+            cap = snapshot.complete_ms
+            if floor_ms is not None and cap <= floor_ms:
+                reached.horizon_ms = reached.latest_ms = floor_ms
+                return reached
+        walk = KeysetWalk(walk_start(start), read_by_id_from=self._settings.search_page_size - 1)
+        # Live first, so that the walk's horizon is fixed (by its first search) before the
+        # deletions up to it are read.
+        streams: list[Iterable[Ranked]] = [chain.from_iterable(read_ahead(
+            self._live(walk, start, limit, stats, cap, deletions, reached), READ_AHEAD_ROUNDS))]
+        if snapshot is not None:
+            streams.append(_deleted(snapshot, start, walk))
+        last: Position | None = None
+        for position, _, entity in heapq.merge(*streams, key=itemgetter(0, 1)):
+            if position != last:
+                last = position
+                yield entity
+        reached.horizon_ms = _horizon(walk)
+        return reached
+
+    def _live(self, walk: KeysetWalk, start: Position, limit: int | None, stats: ExportStats,
+              cap: int | None, merges: bool, reached: _Reached) -> Iterator[list[Ranked]]:
+        """Live contacts in order (and, with ``merges``, the ids merged into each just before
+        it), a round of search requests at a time.
 
         A round is one keyset query read as several overlapping pages at once, so that
-        HubSpot's latency is paid once for several pages (`join_overlapping`). With
-        ``catch_up`` (a full export, which Sesam may use to track deletions), contacts
-        modified while the export ran are read too, up to CATCH_UPS later horizons."""
+        HubSpot's latency is paid once for several pages (`join_overlapping`). The horizon is
+        HubSpot's clock minus the settle time, and never beyond ``cap``."""
         prop = self._settings.modified_property
         size = self._settings.search_page_size
         properties = self._client.property_names()
         wanted = limit
         pages_in_round = 1  # until HubSpot's total says how much there is to read
-        catch_ups = 0
-        server_ms = 0
-        while True:
-            query = walk.next_query()
-            if query is None:
-                if not (catch_up and catch_ups < CATCH_UPS
-                        and walk.extend_horizon(server_ms - self._settle_ms)):
-                    return
-                catch_ups += 1
-                pages_in_round = 1
-                continue
+        while (query := walk.next_query()) is not None:
             bodies = [search_body(query, prop, properties, size, offset=i * (size - 1))
                       for i in range(pages_in_round)]
             pages = list(self._pool.map(self._client.search, bodies))
             for page in pages:
                 stats.count_page(page)
-            server_ms = max(page.server_ms for page in pages)
-            walk.fix_horizon(pages[0].server_ms - self._settle_ms)
+            reached.latest_ms = max(reached.latest_ms, *(page.server_ms for page in pages))
+            horizon = pages[0].server_ms - self._settle_ms
+            walk.fix_horizon(horizon if cap is None else min(horizon, cap))
             with _unusable_answer("search"):
                 keyed, has_more = join_overlapping(
                     [([(contact_key(c, prop), c) for c in page.results], page.has_more)
                      for page in pages], [page.total for page in pages])
-                batch = [(key, {"_id": contact["id"], "_updated": encode_key(key), **contact})
-                         for key, contact in walk.accept(query, keyed, has_more)]
+                batch = [item for key, contact in walk.accept(query, keyed, has_more)
+                         for item in _live_entities(key, contact, merges) if item[0] > start]
             if batch:
                 yield batch
             if wanted is not None:
@@ -142,23 +179,33 @@ class Exporter:
         size = self._settings.search_page_size
         return max(1, min(self._settings.search_concurrency, -(-left // (size - 1))))
 
-    def _deleted(self, start: Key, walk: KeysetWalk, stats: ExportStats) -> Iterator[tuple[Key, Entity]]:
-        found: list[tuple[Key, str]] = []
-        for page in self._client.archived_pages():
-            stats.count_page(page)
-            walk.fix_horizon(page.server_ms - self._settle_ms)
-            horizon = walk.horizon_ms
-            assert horizon is not None
-            with _unusable_answer("list of archived contacts"):
-                for contact in page.results:
-                    archived_at = contact.get("archivedAt")
-                    if not archived_at:
-                        continue
-                    key = (parse_timestamp(archived_at), int(contact["id"]))
-                    if start < key and key[0] <= horizon:
-                        found.append((key, contact["id"]))
-        found.sort(key=itemgetter(0))
-        return ((key, _deletion(key, contact_id)) for key, contact_id in found)
+
+def _deleted(snapshot: Snapshot, start: Position, walk: KeysetWalk) -> Iterator[Ranked]:
+    """The snapshot's deletions after ``start`` up to the walk's horizon (read lazily: the
+    walk's first search fixes it)."""
+    for ms, contact_id in snapshot.after(start, _horizon(walk)):
+        position = (ms, contact_id, ALL_IDS)
+        yield position, 0, deletion_entity(position, encode_position(position), str(contact_id))
+
+
+def _horizon(walk: KeysetWalk) -> int:
+    assert walk.horizon_ms is not None, "the first search fixes the horizon"
+    return walk.horizon_ms
+
+
+def _live_entities(key: tuple[int, int], contact: Entity, merges: bool) -> list[Ranked]:
+    """A live contact's entity, after the deletions of the ids merged into it."""
+    ms, contact_id = key
+    items: list[Ranked] = []
+    if merges:
+        for merged in merged_ids(contact):
+            position = (ms, contact_id, merged)
+            items.append((position, 0, deletion_entity(
+                position, encode_position(position), str(merged), merged_into=contact["id"])))
+    position = (ms, contact_id, ALL_IDS)
+    items.append((position, 1, {"_id": contact["id"], "_updated": encode_position(position),
+                                **contact}))
+    return items
 
 
 T = TypeVar("T")
@@ -216,11 +263,6 @@ def _unusable_answer(what: str) -> Iterator[None]:
     except (ValueError, KeyError, TypeError, AttributeError, WalkError) as exc:
         raise UpstreamError(502, "HubSpot answer unusable",
                             f"HubSpot's {what} answer could not be used: {exc}") from None
-
-
-def _deletion(key: Key, contact_id: str) -> Entity:
-    return {"_id": contact_id, "_updated": encode_key(key), "_deleted": True, "id": contact_id,
-            "archived": True, "archivedAt": format_ms(key[0])}
 
 
 def json_array(entities: Iterable[Entity], stats: ExportStats) -> Iterator[bytes]:

@@ -30,6 +30,7 @@ from .metrics import Metrics
 log = logging.getLogger(__name__)
 
 ID_PROPERTY = "hs_object_id"
+MERGED_PROPERTY = "hs_merged_object_ids"  # the ids merged into a contact, ';'-separated
 RETRYABLE_STATUS = frozenset({423, 429, 500, 502, 503, 504})
 
 
@@ -124,7 +125,7 @@ class HubSpotClient:
     def property_names(self) -> list[str]:
         """The properties to export: the configured list, else HubSpot's whole catalogue
         (cached for `properties_cache_seconds`). Always includes the two the walk keys on."""
-        required = [self._settings.modified_property, ID_PROPERTY]
+        required = [self._settings.modified_property, ID_PROPERTY, MERGED_PROPERTY]
         if self._settings.properties:
             return list(dict.fromkeys([*self._settings.properties, *required]))
         with self._catalogue_lock:

@@ -508,7 +508,9 @@ class Sandbox:
     * search_lag_ms: a write becomes visible to search this long (sandbox clock) after it happened;
     * search_rate_per_second: searches admitted per rolling real second (None: unlimited), beyond -> 429;
     * general_rate_per_10s: the same for list and properties per rolling 10 s, with X-HubSpot-RateLimit headers;
-    * latency_ms: a real sleep before every API response, for benchmarks.
+    * latency_ms: a real sleep before every API response, for benchmarks;
+    * archived_at_is_modified: archivedAt shows the record's last-modified time instead of
+      its deletion time, as HubSpot's changelog says it did for contacts.
 
     HubSpot's worst habits, each off by default (the quick start and most tests keep the
     kinder portal) and switched on by the tests that need them:
@@ -551,6 +553,7 @@ class Sandbox:
         self.search_lag_jitter_ms: int = 0
         self.search_drop_lag_ms: int = 0
         self.date_skew_ms: int = 0
+        self.archived_at_is_modified: bool = False
         self.request_log: list[dict] = []
         self._searches_answered = 0  # salts the tie order when it changes per request
 
@@ -568,6 +571,7 @@ class Sandbox:
 
         self._next_id = 101
         self._contacts: dict[int, _Version] = {}  # current version of every contact, archived ones included
+        self._merged_into: dict[int, int] = {}  # merged-away id -> the survivor it went into
         self._live_ids: list[int] = []  # sorted
         self._archived_ids: list[int] = []  # sorted
         # Search side: the versions search sees, writes waiting for the lag, and sorted indexes.
@@ -771,7 +775,35 @@ class Sandbox:
             for version in self._existing(ids, live=False):
                 self._write(dataclasses.replace(version, archived_at=None, modified=now), now)
 
+    def merge(self, primary: str, secondary: str) -> None:
+        """Merge live contact `secondary` into live contact `primary`, as HubSpot does: the
+        secondary vanishes (not archived: it leaves search, the list API and the archived
+        list), the primary's hs_merged_object_ids gains it (and what had been merged into
+        it) and its lastmodifieddate moves to now."""
+        with self._lock:
+            now = self._now_locked()
+            survivor, gone = self._existing([primary, secondary], live=True)
+            if survivor.id == gone.id:
+                raise ValueError("a contact cannot be merged into itself")
+            ids = [*self._merged_list(survivor), str(gone.id), *self._merged_list(gone)]
+            del self._live_ids[bisect_left(self._live_ids, gone.id)]
+            del self._contacts[gone.id]
+            self._merged_into[gone.id] = survivor.id
+            self._pending.append((now, gone.id, None))
+            overrides = MappingProxyType({**survivor.overrides,
+                                          "hs_merged_object_ids": ";".join(dict.fromkeys(ids))})
+            self._write(dataclasses.replace(survivor, modified=now, overrides=overrides), now)
+
+    def _merged_list(self, version: _Version) -> list[str]:
+        return [part for part in (self._raw(version, "hs_merged_object_ids") or "").split(";") if part]
+
     # ----------------------------------------------------------------- truth
+
+    def merged(self) -> dict[str, list[str]]:
+        """Live contact id -> the ids merged into it (hs_merged_object_ids), for those that have any."""
+        with self._lock:
+            found = {str(cid): self._merged_list(self._contacts[cid]) for cid in self._live_ids}
+        return {cid: ids for cid, ids in found.items() if ids}
 
     def live(self) -> dict[str, int]:
         """id -> lastmodifieddate ms of every live contact, as of now (no lag)."""
@@ -784,9 +816,15 @@ class Sandbox:
             return {str(cid): self._contacts[cid].archived_at for cid in self._archived_ids}
 
     def contact(self, id: str) -> dict:
-        """The current HubSpot-shaped object with every property, archived or not; KeyError if unknown."""
+        """The current HubSpot-shaped object with every property, archived or not (for a
+        merged-away id, its survivor, as HubSpot answers); KeyError if unknown."""
         with self._lock:
             version = self._lookup(id)
+            cid = _as_int(id)
+            if version is None and cid in self._merged_into:
+                while cid in self._merged_into:
+                    cid = self._merged_into[cid]
+                version = self._contacts.get(cid)
             if version is None:
                 raise KeyError(f"no contact with id {id!r}")
             return self._render(version, list(self._properties))
@@ -904,7 +942,7 @@ class Sandbox:
             "archived": version.archived_at is not None,
         }
         if version.archived_at is not None:
-            obj["archivedAt"] = _iso(version.archived_at)
+            obj["archivedAt"] = _iso(version.modified if self.archived_at_is_modified else version.archived_at)
         return obj
 
     def _requested(self, values: list[str] | None) -> list[str]:
@@ -1372,6 +1410,7 @@ class Sandbox:
             ("POST", "/_sandbox/modify"): lambda: self.modify(ids(), body.get("properties")),
             ("POST", "/_sandbox/archive"): lambda: self.archive(ids()),
             ("POST", "/_sandbox/restore"): lambda: self.restore(ids()),
+            ("POST", "/_sandbox/merge"): lambda: self.merge(str(body.get("primary")), str(body.get("secondary"))),
             ("POST", "/_sandbox/clock"): lambda: self._admin_clock(body),
             ("POST", "/_sandbox/config"): lambda: self._admin_config(body),
             ("POST", "/_sandbox/faults"): lambda: self.inject(Fault(**body)),
@@ -1406,6 +1445,7 @@ class Sandbox:
             "search_lag_ms": int, "search_rate_per_second": int, "general_rate_per_10s": int, "latency_ms": float,
             "reorder_ties_per_request": bool, "archived_list_lag_ms": int, "search_lag_jitter_ms": int,
             "search_drop_lag_ms": int, "date_skew_ms": int,
+            "archived_at_is_modified": bool,
         }
         unknown = set(body) - set(knobs)
         if unknown:

@@ -8,8 +8,9 @@ import binascii
 import contextlib
 import hmac
 import json
+import time
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import connexion
 from connexion.middleware import MiddlewarePosition
@@ -103,11 +104,13 @@ class CountRequests:
         await self._app(scope, receive, counted)
 
 
-def create_app(settings: Settings, *, on_sandbox: bool = False) -> connexion.AsyncApp:
-    """The service: its HubSpot client, exporter, metrics and HTTP surface."""
+def create_app(settings: Settings, *, on_sandbox: bool = False,
+               clock: Callable[[], float] = time.monotonic) -> connexion.AsyncApp:
+    """The service: its HubSpot client, exporter, metrics and HTTP surface. ``clock`` times
+    the archived snapshot's refresh (tests tie it to the sandbox's clock)."""
     metrics = Metrics()
     client = HubSpotClient(settings, metrics=metrics)
-    exporter = Exporter(client, settings)
+    exporter = Exporter(client, settings, clock)
     api = ContactsApi(exporter, metrics, on_sandbox=on_sandbox)
 
     @contextlib.asynccontextmanager

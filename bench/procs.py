@@ -155,7 +155,8 @@ class SandboxProcess(Process):
 class ServiceProcess(Process):
     """`python -m app` reading from a sandbox, configured by environment as in production."""
 
-    def __init__(self, sandbox: SandboxProcess, search_rate: int | None, settle_seconds: float = 0) -> None:
+    def __init__(self, sandbox: SandboxProcess, search_rate: int | None, settle_seconds: float = 0,
+                 extra_env: dict[str, str] | None = None) -> None:
         super().__init__("service", "/health")
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_") and k not in _SERVICE_NAMES}
         env.update(HOST="127.0.0.1", PORT=str(self.port), HUBSPOT_ACCESS_TOKEN=TOKEN,
@@ -163,4 +164,5 @@ class ServiceProcess(Process):
                    LOG_LEVEL="WARNING", LOG_FORMAT="text")
         if search_rate is not None:  # else the service's default budget
             env["HUBSPOT_SEARCH_RATE_PER_SECOND"] = str(search_rate)
+        env.update(extra_env or {})
         self.argv, self.env = [sys.executable, "-m", "app"], env

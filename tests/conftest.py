@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from starlette.testclient import TestClient
@@ -36,24 +36,34 @@ def _settings(sandbox: Sandbox, sandbox_server: SandboxServer) -> Settings:
     )
 
 
-def make_service(settings: Settings) -> TestClient:
-    """The service as an HTTP client, built exactly as `python -m app` builds it."""
-    return TestClient(create_app(settings), raise_server_exceptions=False)
+def make_service(settings: Settings, clock: Callable[[], float] | None = None) -> TestClient:
+    """The service as an HTTP client, built exactly as `python -m app` builds it; ``clock``
+    (seconds) times its archived snapshot, e.g. the sandbox's clock."""
+    app = create_app(settings) if clock is None else create_app(settings, clock=clock)
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def sandbox_clock(sandbox: Sandbox) -> Callable[[], float]:
+    """The sandbox's clock in seconds: the service's snapshot interval then passes with the
+    sandbox's time, which the tests move by hand."""
+    return lambda: sandbox.now_ms() / 1000
 
 
 @pytest.fixture(name="service")
-def _service(settings: Settings) -> Iterator[TestClient]:
-    with make_service(settings) as service:
+def _service(settings: Settings, sandbox: Sandbox) -> Iterator[TestClient]:
+    with make_service(settings, sandbox_clock(sandbox)) as service:
         yield service
 
 
 @pytest.fixture(name="configure")
-def _configure(settings: Settings):
-    """A service with some settings changed, e.g. ``configure(search_page_size=7)``."""
+def _configure(settings: Settings, sandbox: Sandbox):
+    """A service with some settings changed, e.g. ``configure(search_page_size=7)``; its
+    snapshot runs on ``clock`` (default: the sandbox fixture's clock)."""
     opened: list[TestClient] = []
 
-    def build(**changes: Any) -> TestClient:
-        service = make_service(dataclasses.replace(settings, **changes)).__enter__()
+    def build(clock: Callable[[], float] | None = None, **changes: Any) -> TestClient:
+        service = make_service(dataclasses.replace(settings, **changes),
+                               clock or sandbox_clock(sandbox)).__enter__()
         opened.append(service)
         return service
 

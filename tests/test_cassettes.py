@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from app.config import Settings
-from app.continuation import START, parse_since, parse_timestamp
+from app.continuation import START_POSITION, parse_since, parse_timestamp
 from app.export import Exporter, ExportStats
 from app.hubspot import HubSpotClient
 from app.sandbox import Sandbox, SandboxServer
@@ -102,7 +102,7 @@ def test_full_then_incremental_export(exporter: Exporter, vcr) -> None:
     HubSpot's recorded answers carried up to the horizon comes out exactly once, in
     strictly increasing _updated order, and the incremental run is the tail of the full
     one plus the deletions since."""
-    full = list(exporter.entities(START, None, ExportStats()))
+    full = list(exporter.entities(START_POSITION, None, ExportStats()))
     updates = [e["_updated"] for e in full]
     assert updates == sorted(set(updates)), "the full export is not strictly increasing"
     seen, horizon = recorded_search_contacts(vcr)

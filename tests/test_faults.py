@@ -20,7 +20,7 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from app.continuation import encode_key
+from app.continuation import encode_key, encode_position
 from app.export import CHUNK_BYTES
 from app.sandbox import Fault, Sandbox
 
@@ -139,9 +139,13 @@ def synced_pipe(service: TestClient, sandbox: Sandbox, strategy: tuple[str, int]
 
 
 def positions(sandbox: Sandbox) -> dict[str, str]:
-    """Every contact's `_updated` as of its latest change (modification or deletion)."""
-    return {cid: encode_key((ms, int(cid)))
-            for cid, ms in [*sandbox.live().items(), *sandbox.archived().items()]}
+    """Every contact's `_updated` as of its latest change (modification or deletion), and
+    the `_updated` of each id merged into a live contact (just before it)."""
+    live = sandbox.live()
+    merged = {m: encode_position((live[cid], int(cid), int(m)))
+              for cid, ids in sandbox.merged().items() for m in ids}
+    return merged | {cid: encode_key((ms, int(cid)))
+                     for cid, ms in [*live.items(), *sandbox.archived().items()]}
 
 
 def assert_nothing_skipped(pipe: SesamPipe, sandbox: Sandbox, context: str) -> None:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import random
 from typing import Callable
 
-import orjson
 import pytest
 
-from app.continuation import encode_key
 from app.sandbox import Sandbox, SandboxServer
 
+from .conftest import sandbox_clock
 from .sesam import SETTLE_SECONDS, T0, SesamPipe, assert_in_sync, settle
 
 STRATEGIES = [("max", 0), ("chronological", 70), ("chronological", 7)]
@@ -84,16 +83,20 @@ def test_more_than_ten_thousand_changes_on_one_millisecond(
     cap of 10,000 results per query. The next run still delivers each of them."""
     with SandboxServer(big_sandbox) as server:
         service = configure(token=big_sandbox.token, base_url=server.url,
-                            properties=("email", "firstname"))
+                            properties=("email", "firstname"), clock=sandbox_clock(big_sandbox))
         pipe = SesamPipe(service, strategy, page_size=page_size or 100)
         pipe.run()
         big_sandbox.advance(60_000)
         big_sandbox.modify(list(big_sandbox.live()), {"firstname": "bulk"})
         settle(big_sandbox)
         received = pipe.run()
-    assert received == 10_300, f"the bulk-update run delivered {received} of 10,300"
+    merged_away = sum(len(ids) for ids in big_sandbox.merged().values())
+    assert received - merged_away == 10_300, (
+        f"the bulk-update run delivered {received - merged_away} of 10,300 (and {merged_away} "
+        "deletions of ids merged into them)")
     assert_in_sync(pipe, big_sandbox, "after a 10,300-contact bulk update")
-    assert all(e["properties"]["firstname"] == "bulk" for e in pipe.dataset.values())
+    assert all(e["properties"]["firstname"] == "bulk" for e in pipe.dataset.values()
+               if not e.get("_deleted"))
 
 
 # -- HubSpot's worst habits, all at once ----------------------------------------------------
@@ -171,6 +174,10 @@ def test_rounds_with_hubspots_worst_habits(strategy: str, page_size: int, jitter
         assert_in_sync(pipe, sandbox, f"after 8 rounds with every habit ({pipe.requests} requests)")
         return
     assert lagged, "no write lagged beyond the settle time: the scenario misses its point"
+    # A deletion whose archivedAt does not prove itself (modified and archived on one
+    # millisecond) comes one snapshot interval later (see app/deletions.py): one more run.
+    settle(sandbox)
+    pipe.run()
     truth, held = sandbox.live(), pipe.live()
     out_of_sync = {cid for cid in truth.keys() | held.keys() if truth.get(cid) != held.get(cid)}
     assert out_of_sync <= lagged, (
@@ -215,20 +222,23 @@ def test_search_lag_beyond_the_settle_time_is_missed_until_the_rescan(
 def test_modified_and_archived_on_one_millisecond_is_sent_once_as_deleted(
         sandbox: Sandbox, service) -> None:
     """A contact modified and archived on the same millisecond, while search still lists
-    its modified version: live row and deletion share one `_updated`. The export sends it
-    once, as the deletion (what it is now), and the pipe drops it."""
+    its modified version for a long time: over the runs that follow, the pipe receives it
+    exactly once as a deletion, never as live after that, and ends without it."""
     sandbox.search_drop_lag_ms = 10 * SETTLE_MS
     pipe = SesamPipe(service, "chronological", page_size=1000)
     pipe.run()
     sandbox.advance(60_000)
     cid = sorted(sandbox.live(), key=int)[7]
     sandbox.modify_and_archive([cid], {"firstname": "gone"})
-    at = sandbox.now_ms()
-    settle(sandbox)
-    sandbox.search_drop_lag_ms = 10 * SETTLE_MS  # settle() waited for it; search still lists it
-    response = service.get("/get_contacts", params={"since": pipe.offset})
-    entities = [e for e in orjson.loads(response.content) if e["_id"] == cid]
-    assert [(e["_updated"], e.get("_deleted")) for e in entities] == [
-        (encode_key((at, int(cid))), True)], f"contact {cid} came as {entities}"
-    pipe.run()
+    received: list[dict] = []
+    store = pipe._store
+    pipe._store = lambda entity: (received.append(entity) if entity["_id"] == cid else None,
+                                  store(entity))  # type: ignore[method-assign]
+    for _ in range(3):
+        settle(sandbox)
+        sandbox.search_drop_lag_ms = 10 * SETTLE_MS  # settle() waited for it; search still lists it
+        pipe.run()
+    deletions = [e for e in received if e.get("_deleted")]
+    assert len(deletions) == 1, f"contact {cid} came as {received}"
+    assert received[-1] is deletions[0], f"contact {cid} came live after its deletion: {received}"
     assert_in_sync(pipe, sandbox, "after the same-millisecond deletion")

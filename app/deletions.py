@@ -1,0 +1,159 @@
+"""Deletions: one shared snapshot of HubSpot's archived contacts, where each deletion sits in
+the export, and the ids that merges took away.
+
+Why it is built this way
+------------------------
+HubSpot offers no time filter for archived (deleted) contacts: the only way to learn of a
+deletion is to list every archived contact (`archived=true`, 100 a page). Listing them for
+every request would cost hundreds of calls per request in a big portal, so the listing is a
+*snapshot* shared by every request, page and consumer of the service, read again at most
+once per ``HUBSPOT_ARCHIVED_SNAPSHOT_SECONDS`` (default: the settle time).
+
+A snapshot is complete up to its *completeness point*: HubSpot's clock (the ``Date`` of its
+first page) minus the settle time, the same allowance for lag that search gets. Every
+deletion made before that point is in it (or was undone since). An export therefore never
+hands out an ``_updated`` beyond the completeness point of the snapshot it merged in
+(`Snapshot.complete_ms` caps the walk's horizon), and a deletion made after it lands after
+every offset that export gave out: a later request, with a later snapshot, reports it.
+
+Where a deletion sits (its ``_updated``) must be after the offset of every pipe that has not
+seen it. HubSpot's ``archivedAt`` is meant to be the deletion time, but HubSpot has said that
+for contacts it used to return the record's *last-modified* time, and deleting a record never
+moves that. So ``archivedAt`` is trusted only where it proves itself: when it is later than
+the record's own modification time, it cannot be the modification time, so it is the
+deletion time. Otherwise (it equals the modification time: the old behaviour, or a record
+deleted on the very millisecond of its last change) the deletion is placed by what the
+service saw itself: just after the completeness point of the first snapshot that held it
+(``first seen``, `first_seen_ms`). Any export that lacked the record used a snapshot read
+before the record showed up in the listing, so its horizon lies before that point, whichever
+replica served it and whatever ``archivedAt`` says. Such a deletion reaches Sesam one
+snapshot interval (and a second) later than a trusted one.
+
+State: the only state is in memory (the current snapshot and when each archived id was first
+seen). Nothing is written anywhere. A restarted service, or a second replica, starts without
+it, so its first snapshot counts every untrusted deletion as new and reports it once more
+(Sesam already has it, and a repeated deletion creates no new version). Nothing is lost,
+because a later first sighting only moves a deletion later, never before an offset that was
+handed out without it.
+
+Restores: HubSpot sets a restored contact's modification time to the moment of the restore,
+so search reports it live again, after its deletion. Purges (after 90 days, or GDPR deletes)
+leave no trace anywhere: Sesam's full rescan is the only remedy.
+
+Merges: a contact merged into another vanishes without being archived; the survivor's
+``hs_merged_object_ids`` names it. Each id there other than the survivor's own is reported
+deleted just before the survivor (`merged_ids`), every time the survivor changes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from .continuation import ALL_IDS, Key, Position, format_ms, parse_timestamp
+from .hubspot import MERGED_PROPERTY, HubSpotClient, Page
+
+SECOND_MS = 1000  # HubSpot's Date header has whole seconds
+
+
+def deletion_ms(contact: dict[str, Any], modified_property: str, first_seen_ms: int) -> int:
+    """Where the deletion of an archived contact from HubSpot's listing sits (epoch ms):
+    its ``archivedAt`` when that is provably the deletion time, else ``first_seen_ms``."""
+    try:
+        archived_ms = parse_timestamp(contact["archivedAt"])
+        modified_ms = parse_timestamp(contact["properties"][modified_property])
+    except (KeyError, TypeError, ValueError):
+        return first_seen_ms
+    return archived_ms if archived_ms > modified_ms else first_seen_ms
+
+
+def merged_ids(contact: dict[str, Any]) -> list[int]:
+    """The ids merged into ``contact``, ascending, without its own."""
+    raw = (contact.get("properties") or {}).get(MERGED_PROPERTY) or ""
+    own = int(contact["id"])
+    return sorted({int(part) for part in raw.split(";") if part.strip().isdigit()} - {own})
+
+
+def deletion_entity(position: Position, token: str, contact_id: str, merged_into: str | None = None
+                    ) -> dict[str, Any]:
+    """The Sesam entity of a deleted (or merged-away) contact."""
+    entity: dict[str, Any] = {"_id": contact_id, "_updated": token, "_deleted": True, "id": contact_id}
+    if merged_into is None:
+        entity.update(archived=True, archivedAt=format_ms(position[0]))
+    else:
+        entity["mergedInto"] = merged_into
+    return entity
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """HubSpot's archived contacts as listed once, keyed where their deletions sit."""
+
+    complete_ms: int  # no deletion made before this is missing (HubSpot's clock - settle)
+    taken_at: float  # the service's monotonic clock when the listing began
+    deletions: list[Key] = field(repr=False)  # sorted
+    first_seen: dict[int, int] = field(repr=False)  # id -> first_seen_ms, for the next snapshot
+
+    def after(self, start: Position, horizon_ms: int) -> Iterator[Key]:
+        """The deletions after ``start`` up to ``horizon_ms``, in order."""
+        first = bisect.bisect_right(self.deletions, (start[0], start[1]))
+        if start[2] < ALL_IDS:
+            # Inside a survivor's merged ids: that survivor's own deletion is still to come.
+            first = bisect.bisect_left(self.deletions, (start[0], start[1]))
+        for key in self.deletions[first:]:
+            if key[0] > horizon_ms:
+                return
+            yield key
+
+
+def first_seen_ms(page_server_ms: int, settle_ms: int) -> int:
+    """Where a deletion first seen on a listing page answered at ``page_server_ms`` sits: after
+    the completeness point of every snapshot read before that page (the Date header drops
+    the milliseconds, so the page may have been read up to 999 ms later)."""
+    return page_server_ms + SECOND_MS - 1 - settle_ms
+
+
+class ArchivedSnapshots:
+    """The one archived snapshot of a service, shared by every export. Thread-safe."""
+
+    def __init__(self, client: HubSpotClient, modified_property: str, settle_ms: int,
+                 interval_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._modified_property = modified_property
+        self._settle_ms = settle_ms
+        self._interval = interval_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._current: Snapshot | None = None
+
+    def current(self, on_page: Callable[[Page], None]) -> Snapshot:
+        """The snapshot, read anew if it is older than the interval (``on_page`` sees each
+        listing page then). Concurrent callers wait for one listing and share it."""
+        with self._lock:
+            now = self._clock()
+            if self._current is None or now - self._current.taken_at >= self._interval:
+                previous = self._current.first_seen if self._current else {}
+                self._current = self._read(now, previous, on_page)
+            return self._current
+
+    def _read(self, now: float, previous: dict[int, int],
+              on_page: Callable[[Page], None]) -> Snapshot:
+        keys: list[Key] = []
+        seen: dict[int, int] = {}
+        complete_ms: int | None = None
+        for page in self._client.archived_pages():
+            on_page(page)
+            if complete_ms is None:
+                complete_ms = page.server_ms - self._settle_ms
+            default = first_seen_ms(page.server_ms, self._settle_ms)
+            for contact in page.results:
+                contact_id = int(contact["id"])
+                seen[contact_id] = previous.get(contact_id, default)
+                keys.append((deletion_ms(contact, self._modified_property, seen[contact_id]),
+                             contact_id))
+        keys.sort()
+        assert complete_ms is not None, "archived_pages yields at least one page"
+        return Snapshot(complete_ms, now, keys, seen)
