@@ -39,6 +39,11 @@ class TestTokens:
         """A token handed back as since resumes exactly after that contact."""
         assert parse_since(encode_key((ms, contact_id))) == (ms, contact_id, ALL_IDS)
 
+    def test_an_id_wider_than_the_token_is_refused(self) -> None:
+        """An id of 20 digits would make a token that no longer sorts like its key."""
+        with pytest.raises(ValueError, match="19 digits"):
+            encode_key((0, ALL_IDS))
+
     def test_token_is_readable(self) -> None:
         """The token shows the UTC time with milliseconds and the zero-padded id."""
         assert encode_key((1709633472345, 12345)) == "2024-03-05T10:11:12.345Z_0000000000000012345"
@@ -83,6 +88,7 @@ class TestSince:
         ("2024-03-05T10:11:12.345Z_00000000000000123x5", "continuation token but is not one"),
         ("2024-13-05T10:11:12.345Z_0000000000000012345", "not valid"),
         ("9" * 20, "outside"),
+        ("2024-03-05T10:11:12.345Z_9999999999999999999", "the largest HubSpot id"),
     ])
     def test_malformed_since_is_refused(self, value: str, reason: str) -> None:
         """Anything that is neither a token nor a timestamp is refused, saying why."""
@@ -385,6 +391,7 @@ class TestKeysetWalk:
                 emitted.extend(k for k, _ in walk.accept(
                     query, [(contact_key(c, PROP), c) for c in results], has_more))
 
+        assert not walk.extend_horizon(9), "a walk still under way moved its horizon"
         run()
         assert not walk.extend_horizon(5), "an equal horizon reopened the walk"
         assert walk.extend_horizon(9)
