@@ -370,12 +370,24 @@ class TestKeysetWalk:
         assert emitted == [(5, cid) for cid in range(301, 600)] + [(6, 1)], emitted[:5]
 
     def test_upstream_that_promises_more_but_sends_nothing_fails(self) -> None:
-        """A page that says "more" but is empty would loop or lose: the walk stops loudly."""
+        """A page that says "more" but is empty would loop or lose: the walk stops loudly,
+        saying what HubSpot did (the operator reads it in the 502's detail)."""
         walk = KeysetWalk(START, horizon_ms=10)
         query = walk.next_query()
         assert query is not None
-        with pytest.raises(WalkError):
+        with pytest.raises(WalkError, match="^HubSpot announced more search results but sent none$"):
             walk.accept(query, [], has_more=True)
+
+    def test_a_tie_query_that_promises_more_but_sends_nothing_fails(self) -> None:
+        """The same for a millisecond read by id: the walk stops, saying so."""
+        walk = KeysetWalk(START, horizon_ms=10, read_by_id_from=2)
+        scan = walk.next_query()
+        assert walk.accept(scan, [((5, cid), None) for cid in (1, 2)], has_more=True) == []
+        tie = walk.next_query()
+        assert tie is not None and tie.kind == "tie", tie
+        with pytest.raises(WalkError,
+                           match="^HubSpot announced more results on one millisecond but sent none$"):
+            walk.accept(tie, [], has_more=True)
 
     def test_extending_the_horizon_reads_on_in_order(self) -> None:
         """A finished walk extended to a later horizon reads what lies between the two,
