@@ -198,7 +198,8 @@ class WalkError(RuntimeError):
 Keyed = list[tuple[Key, Any]]
 
 
-def join_overlapping(pages: list[tuple[Keyed, bool]]) -> tuple[Keyed, bool]:
+def join_overlapping(pages: list[tuple[Keyed, bool]],
+                     totals: list[int | None] | None = None) -> tuple[Keyed, bool]:
     """Join pages of ONE query fetched together at offsets 0, n-1, 2(n-1), ... (n the page
     size), each overlapping the one before by one result; pages are (results in HubSpot's
     order, has_more). Returns the verified union and whether results follow it.
@@ -208,10 +209,17 @@ def join_overlapping(pages: list[tuple[Keyed, bool]]) -> tuple[Keyed, bool]:
     millisecond on the seam is seen whole (its ids on both sides share only that one
     result). Otherwise the result set moved, or HubSpot ordered a tie differently in the
     two answers, and the join stops there; the walk goes on from what it verified.
+
+    ``totals`` (HubSpot's ``total`` of each answer) must then also agree: a contact that
+    left the result set between two answers shifts the offsets after it, and a tie that
+    HubSpot orders anew can bring the previous page's last result to the seam by chance,
+    hiding the shift (an unknown total is not trusted).
     """
     joined, has_more = list(pages[0][0]), pages[0][1]
-    for keyed, more in pages[1:]:
+    for number, (keyed, more) in enumerate(pages[1:], start=1):
         if not (has_more and keyed and joined and keyed[0][0] == joined[-1][0]):
+            break
+        if totals is not None and (totals[number] is None or totals[number] != totals[0]):
             break
         seam_ms = keyed[0][0][0]
         before = [key for key, _ in joined if key[0] == seam_ms]

@@ -158,7 +158,7 @@ class Exporter:
             with _unusable_answer("search"):
                 keyed, has_more = join_overlapping(
                     [([(contact_key(c, prop), c) for c in page.results], page.has_more)
-                     for page in pages])
+                     for page in pages], [page.total for page in pages])
                 batch = [item for key, contact in walk.accept(query, keyed, has_more)
                          for item in _live_entities(key, contact, merges) if item[0] > start]
             if batch:

@@ -101,7 +101,8 @@ class HubSpotClient:
 
     def __init__(self, settings: Settings, session: requests.Session | None = None,
                  metrics: Metrics | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         if settings.token is None:
             raise ValueError("HubSpotClient needs an access token")
         self._settings = settings
@@ -127,6 +128,7 @@ class HubSpotClient:
         self._window_lock = threading.Lock()
         self._window_reopens = 0.0
         self._sleep = sleep
+        self._monotonic = monotonic
 
     # -- public API -------------------------------------------------------------------
 
@@ -195,7 +197,7 @@ class HubSpotClient:
 
     def _wait_for_window(self) -> None:
         with self._window_lock:
-            pause = self._window_reopens - time.monotonic()
+            pause = self._window_reopens - self._monotonic()
         if pause > 0:
             self._sleep(pause)
 
@@ -209,7 +211,7 @@ class HubSpotClient:
         if remaining <= 1:
             with self._window_lock:
                 self._window_reopens = max(self._window_reopens,
-                                           time.monotonic() + min(interval_ms, 60_000) / 1000)
+                                           self._monotonic() + min(interval_ms, 60_000) / 1000)
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None

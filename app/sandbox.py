@@ -512,6 +512,21 @@ class Sandbox:
     * archived_at_is_modified: archivedAt shows the record's last-modified time instead of
       its deletion time, as HubSpot's changelog says it did for contacts.
 
+    HubSpot's worst habits, each off by default (the quick start and most tests keep the
+    kinder portal) and switched on by the tests that need them:
+
+    * reorder_ties_per_request: contacts that share a sort value come back in a different
+      order on every request (by default the order is shuffled but the same every time);
+    * archived_list_lag_ms: an archived contact shows in the archived listing only this long
+      after its archivedAt;
+    * search_lag_jitter_ms: each write reaches search after search_lag_ms plus its own extra
+      lag of 0..jitter (a deterministic draw per contact and write), so writes show out of
+      order; see search_visible_at();
+    * search_drop_lag_ms: an archived contact stays in search this much longer than other
+      writes take to show (so a search can list a contact the archived listing already has);
+    * date_skew_ms: the Date header runs this far ahead (negative: behind) of the clock that
+      stamps the records.
+
     request_log holds one {"method", "path", "query" (parse_qs lists), "body", "status"} per API
     request, the last 100,000 of them.
     """
@@ -533,8 +548,14 @@ class Sandbox:
         self.search_rate_per_second: int | None = None
         self.general_rate_per_10s: int | None = None
         self.latency_ms: float = 0
+        self.reorder_ties_per_request: bool = False
+        self.archived_list_lag_ms: int = 0
+        self.search_lag_jitter_ms: int = 0
+        self.search_drop_lag_ms: int = 0
+        self.date_skew_ms: int = 0
         self.archived_at_is_modified: bool = False
         self.request_log: list[dict] = []
+        self._searches_answered = 0  # salts the tie order when it changes per request
 
         self._lock = threading.RLock()
         self._seed = seed
@@ -582,6 +603,10 @@ class Sandbox:
         """The sandbox's current time in epoch ms (frozen, or the wall clock plus advances)."""
         with self._lock:
             return self._now_locked()
+
+    def date_ms(self) -> int:
+        """HubSpot's clock as its Date header tells it: now, skewed by date_skew_ms."""
+        return self.now_ms() + self.date_skew_ms
 
     def advance(self, ms: int) -> None:
         """Move the clock forward by `ms`."""
@@ -730,6 +755,18 @@ class Sandbox:
             now = self._now_locked()
             for version in self._existing(ids, live=True):
                 self._write(dataclasses.replace(version, archived_at=now), now)
+
+    def modify_and_archive(self, ids: Iterable[str], properties: dict | None = None) -> None:
+        """Modify live contacts and archive them on the same millisecond: their
+        lastmodifieddate and archivedAt are equal (HubSpot's bulk clean-ups do this)."""
+        changes = self._coerce(properties)
+        with self._lock:
+            now = self._now_locked()
+            for version in self._existing(ids, live=True):
+                merged = MappingProxyType({**version.overrides, **changes})
+                modified = dataclasses.replace(version, modified=now, overrides=merged)
+                self._write(modified, now)
+                self._write(dataclasses.replace(modified, archived_at=now), now)
 
     def restore(self, ids: Iterable[str]) -> None:
         """Un-archive contacts, setting lastmodifieddate=now."""
@@ -975,6 +1012,8 @@ class Sandbox:
         names = self._requested(query.get("properties"))
         with self._lock:
             ids = self._archived_ids if archived == "true" else self._live_ids
+            if archived == "true" and self.archived_list_lag_ms:
+                ids = self._listed_archived_ids()
             start = bisect_right(ids, after)
             page = ids[start:start + limit]
             body: dict[str, Any] = {"results": [self._render(self._contacts[cid], names) for cid in page]}
@@ -1007,6 +1046,8 @@ class Sandbox:
         with self._lock:
             self._sync_index()
             ids = self._matching_ids(search)
+            if self.reorder_ties_per_request:
+                ids = self._reorder_ties(ids, search)
             end = search.offset + search.limit
             results = [self._render(self._indexed[cid], search.properties) for cid in ids[search.offset:end]]
         body: dict[str, Any] = {"total": len(ids), "results": results}
@@ -1192,6 +1233,9 @@ class Sandbox:
 
     def _sync_index(self) -> None:
         """Let search see the writes whose lag has passed."""
+        if self.search_lag_jitter_ms or self.search_drop_lag_ms:
+            self._sync_index_unevenly()
+            return
         horizon = self._now_locked() - self.search_lag_ms
         pending = self._pending
         if not pending or pending[0][0] > horizon:
@@ -1199,6 +1243,9 @@ class Sandbox:
         changes = []
         while pending and pending[0][0] <= horizon:
             changes.append(pending.popleft())
+        self._apply_to_index(changes)
+
+    def _apply_to_index(self, changes: list[tuple[int, int, _Version | None]]) -> None:
         bulk = len(changes) > _REBUILD_THRESHOLD
         for _, cid, new in changes:
             old = self._indexed.pop(cid, None)
@@ -1209,6 +1256,73 @@ class Sandbox:
         if bulk:
             self._rebuild_index()
         self._search_cache.clear()
+
+    # ----------------------------------------------------------------- worst habits
+
+    def _search_delay(self, written: int, cid: int, new: _Version | None) -> int:
+        """How long after it was written search shows one write (see search_lag_jitter_ms)."""
+        delay = self.search_lag_ms
+        if self.search_lag_jitter_ms:
+            delay += _mix(self._tie(cid) ^ written) % (self.search_lag_jitter_ms + 1)
+        if new is None:
+            delay += self.search_drop_lag_ms
+        return delay
+
+    def search_visible_at(self, id: str) -> int | None:
+        """When search will show the latest write of contact `id` (sandbox ms), or None if
+        search shows it already."""
+        cid = _as_int(id)
+        with self._lock:
+            self._sync_index()
+            due = [written + self._search_delay(written, pending_id, new)
+                   for written, pending_id, new in self._pending if pending_id == cid]
+        return max(due) if due else None
+
+    def _sync_index_unevenly(self) -> None:
+        """Like _sync_index when each write has its own lag: a write that shows replaces
+        the earlier writes of its contact still waiting, so search never goes back."""
+        now = self._now_locked()
+        entries = list(self._pending)
+        last_due: dict[int, int] = {}
+        for position, (written, cid, new) in enumerate(entries):
+            if written + self._search_delay(written, cid, new) <= now:
+                last_due[cid] = position
+        if not last_due:
+            return
+        self._pending = deque(entry for position, entry in enumerate(entries)
+                              if position > last_due.get(entry[1], -1))
+        self._apply_to_index([entry for position, entry in enumerate(entries)
+                              if position == last_due.get(entry[1])])
+
+    def _reorder_ties(self, ids: list[int], search: _Search) -> list[int]:
+        """`ids` with every run of equal sort values that touches the requested page in a
+        new order, different for every request (see reorder_ties_per_request)."""
+        self._searches_answered += 1
+        if search.sort_prop == "hs_object_id" or not ids:
+            return ids
+        get, indexed = self._typed_getter(self._properties[search.sort_prop]), self._indexed
+        value = lambda position: get(indexed[ids[position]])  # noqa: E731
+        low = min(search.offset, len(ids) - 1)
+        high = min(search.offset + search.limit, len(ids)) - 1
+        while low > 0 and value(low - 1) == value(low):
+            low -= 1
+        while high + 1 < len(ids) and value(high + 1) == value(high):
+            high += 1
+        salt = _mix(self._seed ^ (self._searches_answered * _GOLDEN & _MASK64))
+        segment = ids[low:high + 1]
+        runs: list[list[int]] = []
+        for cid in segment:
+            if runs and get(indexed[runs[-1][0]]) == get(indexed[cid]):
+                runs[-1].append(cid)
+            else:
+                runs.append([cid])
+        reordered = [cid for run in runs for cid in sorted(run, key=lambda c: _mix(indexed[c].tie ^ salt))]
+        return [*ids[:low], *reordered, *ids[high + 1:]]
+
+    def _listed_archived_ids(self) -> list[int]:
+        """The archived ids the archived listing shows yet (see archived_list_lag_ms)."""
+        shown_until = self._now_locked() - self.archived_list_lag_ms
+        return [cid for cid in self._archived_ids if self._contacts[cid].archived_at <= shown_until]
 
     def _range(self, prop: str, low: int, high: int) -> list[int]:
         if prop == "hs_object_id":
@@ -1329,6 +1443,8 @@ class Sandbox:
     def _admin_config(self, body: dict) -> dict:
         knobs: dict[str, Callable[[Any], Any]] = {
             "search_lag_ms": int, "search_rate_per_second": int, "general_rate_per_10s": int, "latency_ms": float,
+            "reorder_ties_per_request": bool, "archived_list_lag_ms": int, "search_lag_jitter_ms": int,
+            "search_drop_lag_ms": int, "date_skew_ms": int,
             "archived_at_is_modified": bool,
         }
         unknown = set(body) - set(knobs)
@@ -1354,7 +1470,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def date_time_string(self, timestamp: float | None = None) -> str:
         # The Date header is HubSpot's "now" for the service, so it follows the sandbox clock.
-        return formatdate(self.server.sandbox.now_ms() / 1000, usegmt=True)
+        return formatdate(self.server.sandbox.date_ms() / 1000, usegmt=True)
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

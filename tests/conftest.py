@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any, Callable, Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings as hypothesis_settings
 from starlette.testclient import TestClient
 
 from app.config import Settings
@@ -70,3 +71,8 @@ def _configure(settings: Settings, sandbox: Sandbox):
     yield build
     for service in opened:
         service.__exit__(None, None, None)
+
+
+# For `mutmut run` (pyproject.toml), which runs the same tests more than once in one process.
+hypothesis_settings.register_profile(
+    "mutation", suppress_health_check=[HealthCheck.differing_executors], database=None)

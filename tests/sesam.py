@@ -16,8 +16,11 @@ SETTLE_SECONDS = 5.0
 
 
 def settle(sandbox: Sandbox) -> None:
-    """Let the sandbox clock pass the settle time, so every write so far is exportable."""
-    sandbox.advance(int(SETTLE_SECONDS * 1000) + 1000 + sandbox.search_lag_ms)
+    """Let the sandbox clock pass the settle time, so every write so far is exportable
+    (and shown by search and the archived listing, whatever lags are switched on)."""
+    lags = (sandbox.search_lag_ms + sandbox.search_lag_jitter_ms + sandbox.search_drop_lag_ms
+            + sandbox.archived_list_lag_ms + max(0, -sandbox.date_skew_ms))
+    sandbox.advance(int(SETTLE_SECONDS * 1000) + 1000 + lags)
 
 
 class SesamPipe:

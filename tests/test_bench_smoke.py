@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.timeout(600)  # a 20-second benchmark run in processes of its own; ~50 s under load
 def test_bench_smoke_run_reports_every_benchmark(tmp_path: Path) -> None:
     """It pins that the benchmark harness keeps working: `python -m bench --smoke` runs
     the sandbox and the service in their own processes, exits 0 and prints a table row

@@ -36,6 +36,7 @@ def _stop_sandbox():
     assert len(_cases) >= MIN_CASES, f"Schemathesis sent only {len(_cases)} requests"
 
 
+@pytest.mark.timeout(600)  # Schemathesis runs hundreds of requests; about a minute under load
 @schema.parametrize()
 def test_every_answer_conforms(case) -> None:
     """Any request the spec allows is answered 200 by a conforming body; any it forbids
@@ -55,6 +56,7 @@ def _since_pattern() -> str:
     return _since_parameter()["schema"]["pattern"]
 
 
+@pytest.mark.timeout(300)  # 2,000 examples
 @settings(max_examples=2000, deadline=None)
 @given(st.from_regex(_since_pattern(), fullmatch=True))
 def test_spec_and_service_agree_on_since(value: str) -> None:

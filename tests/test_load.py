@@ -1,9 +1,10 @@
-"""Ten concurrent full exports from the real service process against a 20,000-contact portal.
+"""Ten concurrent full exports from the real service process, at HubSpot's real rates.
 
 The service runs as `python -m app` does in production (its own process, JSON logs on
-stdout) in front of a sandbox that enforces HubSpot's search rate limit. Its client-side
-budget is shared by every export, so ten at once must stay within HubSpot's limit, each
-still complete and in order, in bounded memory.
+stdout, its default budget of 4 searches/s) in front of a sandbox that enforces HubSpot's
+limits (5 searches/s, 100 other calls per 10 s). Its client-side budget is shared by every
+export, so ten at once stay within HubSpot's limits, each still complete and in order, in
+bounded memory.
 """
 
 from __future__ import annotations
@@ -27,13 +28,17 @@ from app.sandbox import Sandbox, SandboxServer
 from .sesam import T0
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTACTS = 20_000
-# The service's search budget and HubSpot's (the sandbox's) limit, per second: the budget
-# keeps a margin below the limit, as the defaults do (4/s against HubSpot's about 5/s),
-# since requests that leave the service a second apart can reach HubSpot closer together
-# (more so on a loaded CI machine).
-SEARCH_RATE = 30
-HUBSPOT_SEARCH_LIMIT = 50
+# The first test also runs the ten exports (a module fixture) at HubSpot's real rates.
+pytestmark = pytest.mark.timeout(600)
+# At 4 searches/s shared by ten exports, 2,000 contacts each take about 40 s in all.
+CONTACTS = 2_000
+SEARCH_RATE = 4  # the service's default search budget per second (not configured here)
+HUBSPOT_SEARCH_LIMIT = 5  # HubSpot's: about 5 searches per second per account
+HUBSPOT_GENERAL_LIMIT = 100  # HubSpot's for other calls per 10 s (Free/Starter)
+# A 429 can still happen when requests that left the service a second apart reach HubSpot
+# closer together (a loaded machine); each is retried. Budgets kept per export instead of
+# shared would have most searches refused.
+MOST_REFUSED = 0.1
 EXPORTS = 10
 PEAK_RSS_LIMIT_MB = 300
 START_TIMEOUT = 30.0
@@ -81,9 +86,10 @@ def free_port() -> int:
 
 @pytest.fixture(name="portal", scope="module")
 def _portal() -> Iterator[tuple[Sandbox, SandboxServer]]:
-    """A 20,000-contact sandbox on a frozen clock, limiting search as HubSpot does."""
+    """A sandbox on a frozen clock, limiting requests as HubSpot does."""
     sandbox = Sandbox(contacts=CONTACTS, seed=23, now_ms=T0, custom_properties=0)
     sandbox.search_rate_per_second = HUBSPOT_SEARCH_LIMIT
+    sandbox.general_rate_per_10s = HUBSPOT_GENERAL_LIMIT
     with SandboxServer(sandbox) as server:
         yield sandbox, server
 
@@ -98,7 +104,6 @@ def _service(portal: tuple[Sandbox, SandboxServer],
              if not k.startswith("HUBSPOT_") and k not in ("api-key", "base-url", "PORT", "port")}
     env = {**clean, "HOST": "127.0.0.1", "PORT": str(port),
            "HUBSPOT_ACCESS_TOKEN": sandbox.token, "HUBSPOT_BASE_URL": server.url,
-           "HUBSPOT_SEARCH_RATE_PER_SECOND": str(SEARCH_RATE),
            "HUBSPOT_SEARCH_SETTLE_SECONDS": "5", "LOG_FORMAT": "json"}
     log = tmp_path_factory.mktemp("service") / "stdout.log"
     with log.open("wb") as stdout:
@@ -180,25 +185,30 @@ class TestConcurrentFullExports:
                 f"{context}: _updated not strictly increasing at entity {disorder}: "
                 f"{updates[disorder - 1:disorder + 1] if disorder else ''}")
 
-    def test_hubspot_never_rate_limits_the_shared_budget(self, exports: list[Export],
-                                                         portal: tuple[Sandbox, SandboxServer],
-                                                         service: Service) -> None:
-        """The service's client-side search budget is shared by all ten exports, so
-        HubSpot (the sandbox, at its limit) never answers 429."""
+    def test_the_shared_budget_keeps_within_hubspots_limit(
+            self, exports: list[Export], portal: tuple[Sandbox, SandboxServer],
+            service: Service) -> None:
+        """The service's client-side search budget is shared by all ten exports: HubSpot
+        (the sandbox, at its real limits) refuses hardly any of their calls, and every
+        call it refuses is retried rather than failing an export."""
         sandbox, _ = portal
         statuses = [r["status"] for r in sandbox.request_log]
         searches = sum(r["path"].endswith("/search") for r in sandbox.request_log)
         refused = statuses.count(429)
         retried = sum(r.get("message") == "HubSpot call failed, retrying"
+                      and str(r.get("error", "")).startswith("HubSpot rate limit")
                       for r in service.log_lines())
-        assert refused == 0, (
-            f"HubSpot answered 429 to {refused} of {len(statuses)} calls ({searches} searches "
-            f"at a budget of {SEARCH_RATE}/s); the service retried {retried} calls")
-        assert set(statuses) == {200}, f"statuses other than 200: {sorted(set(statuses))}"
+        print(f"HubSpot refused {refused} of {len(statuses)} calls ({searches} searches)")
+        assert set(statuses) <= {200, 429}, f"statuses other than 200/429: {sorted(set(statuses))}"
+        assert retried == refused, (
+            f"HubSpot answered 429 to {refused} calls but the service retried {retried} of them")
+        assert refused <= MOST_REFUSED * searches, (
+            f"HubSpot refused {refused} of {searches} searches at a shared budget of "
+            f"{SEARCH_RATE}/s against its {HUBSPOT_SEARCH_LIMIT}/s: the budget is not shared")
 
     def test_peak_memory_stays_bounded(self, exports: list[Export], service: Service) -> None:
-        """Streaming keeps the service's peak RSS during ten concurrent 20,000-contact
-        exports well below what buffering them would take."""
+        """Streaming keeps the service's peak RSS during ten concurrent exports bounded
+        (bench B3 measures how it grows with the portal)."""
         peak = service.peak_rss_mb()
         print(f"service peak RSS (VmHWM) after {EXPORTS} concurrent exports: {peak:.1f} MB")
         assert peak < PEAK_RSS_LIMIT_MB, (

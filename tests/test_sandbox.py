@@ -452,7 +452,8 @@ class TestSearchOrderAndPaging:
         assert explicit == descending, "the two descending forms disagree"
 
     def test_ties_shuffled_but_stable(self, api: Api, sandbox: Sandbox) -> None:
-        """Contacts with one sort value come back shuffled, not in id order, and identically every time."""
+        """By default, contacts with one sort value come back shuffled, not in id order, and
+        identically every time (see TestWorstHabits for the order that changes)."""
         ids = sandbox.create(60)
         body = {"filterGroups": [{"filters": [by("lastmodifieddate", "EQ", NOW)]}],
                 "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}]}
@@ -550,6 +551,117 @@ class TestSearchLag:
         assert len(self.find(api, cid)) == 1, "search dropped the contact before the lag"
         lagged.advance(1000)
         assert self.find(api, cid) == [], "search still shows an archived contact after the lag"
+
+
+class TestWorstHabits:
+    """The switches for HubSpot's worst habits: each off by default, each doing what it says."""
+
+    TIE = {"filterGroups": [{"filters": [by("lastmodifieddate", "EQ", NOW)]}],
+           "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}], "limit": 200}
+
+    def ids_found(self, api: Api, ids: list[str]) -> set[str]:
+        body = {"filterGroups": [{"filters": [by("hs_object_id", "IN", values=ids)]}], "limit": 200}
+        return {r["id"] for r in api.search(body).json()["results"]}
+
+    def test_all_off_by_default(self, sandbox: Sandbox) -> None:
+        """A new sandbox (the quick start's) has every habit switched off."""
+        assert (sandbox.reorder_ties_per_request, sandbox.archived_list_lag_ms, sandbox.search_lag_jitter_ms,
+                sandbox.search_drop_lag_ms, sandbox.date_skew_ms) == (False, 0, 0, 0, 0)
+
+    def test_tie_order_changes_on_every_request(self, api: Api, sandbox: Sandbox) -> None:
+        """reorder_ties_per_request: the same tie comes back in a new order on each request,
+        always the same contacts, and values that differ keep their order."""
+        ids = sandbox.create(60)
+        sandbox.advance(1)
+        later = sandbox.create(3)
+        sandbox.reorder_ties_per_request = True
+        body = {**self.TIE, "filterGroups": [{"filters": [by("lastmodifieddate", "GTE", NOW)]}]}
+        orders = [[r["id"] for r in api.search(body).json()["results"]] for _ in range(4)]
+        assert all(sorted(order[:60], key=int) == ids for order in orders), "the tie's members changed"
+        assert all(sorted(order[60:], key=int) == later for order in orders), "the later ms moved into the tie"
+        assert len({tuple(order[:60]) for order in orders}) == 4, "a tie came back twice in one order"
+
+    def test_archived_listing_lags(self, api: Api, sandbox: Sandbox) -> None:
+        """archived_list_lag_ms: a contact archived now shows in the archived listing only
+        once the lag has passed; contacts archived earlier still show."""
+        sandbox.archived_list_lag_ms = 1000
+        earlier = {r["id"] for r in api.list_all(archived="true")}
+        assert earlier == set(sandbox.archived()), "the lag hid contacts archived long ago"
+        cid = next(iter(sandbox.live()))
+        sandbox.archive([cid])
+        sandbox.advance(999)
+        assert cid not in {r["id"] for r in api.list_all(archived="true")}, "listed before the lag"
+        sandbox.advance(1)
+        assert cid in {r["id"] for r in api.list_all(archived="true")}, "not listed after the lag"
+
+    def test_search_lag_varies_per_record_and_out_of_order(self, api: Api, sandbox: Sandbox) -> None:
+        """search_lag_jitter_ms: each write shows after search_lag_ms plus its own extra lag
+        within the jitter, so a later write can show before an earlier one; search shows a
+        contact exactly from search_visible_at() on."""
+        sandbox.search_lag_ms, sandbox.search_lag_jitter_ms = 500, 4000
+        written: dict[str, int] = {}
+        for _ in range(40):
+            (cid,) = sandbox.create(1)
+            written[cid] = sandbox.now_ms()
+            sandbox.advance(10)
+        due = {cid: sandbox.search_visible_at(cid) for cid in written}
+        lags = sorted(due[cid] - written[cid] for cid in written)
+        assert 500 <= lags[0] and lags[-1] <= 4500 and len(set(lags)) > 20, f"lags {lags}"
+        in_order = sorted(written, key=written.get)
+        assert sorted(in_order, key=due.get) != in_order, "every write showed in the order it was made"
+        for moment in sorted(set(due.values()))[::5] + [max(due.values())]:
+            sandbox.set_now(moment)
+            seen = self.ids_found(api, list(written))
+            assert seen == {cid for cid in written if due[cid] <= moment}, f"at {moment}"
+        assert all(sandbox.search_visible_at(cid) is None for cid in written)
+
+    def test_search_keeps_archived_contacts_longer(self, api: Api, sandbox: Sandbox) -> None:
+        """search_drop_lag_ms: an archived contact is in the archived listing at once but
+        stays in search for search_lag_ms + search_drop_lag_ms; other writes are not slowed."""
+        sandbox.search_lag_ms, sandbox.search_drop_lag_ms = 100, 2000
+        gone, kept = sorted(sandbox.live(), key=int)[:2]
+        sandbox.archive([gone])
+        sandbox.modify([kept], {"city": "Tromsø"})
+        assert gone in {r["id"] for r in api.list_all(archived="true")}
+        sandbox.advance(100)
+        assert self.ids_found(api, [gone, kept]) == {gone, kept}, "the archive left search too early"
+        assert sandbox.contact(kept)["properties"]["city"] == "Tromsø"
+        sandbox.advance(1999)
+        assert self.ids_found(api, [gone]) == {gone}, "the archive left search 1 ms early"
+        sandbox.advance(1)
+        assert self.ids_found(api, [gone]) == set(), "the archived contact stayed in search"
+
+    @pytest.mark.parametrize("skew", [-7000, 7000])
+    def test_date_header_skew(self, api: Api, sandbox: Sandbox, skew: int) -> None:
+        """date_skew_ms: the Date header runs that far from the clock that stamps records."""
+        sandbox.date_skew_ms = skew
+        (cid,) = sandbox.create(1)
+        response = api.get(PROPERTIES)
+        date_ms = parsedate_to_datetime(response.headers["Date"]).timestamp() * 1000
+        assert date_ms == (NOW + skew) // 1000 * 1000, response.headers["Date"]
+        assert sandbox.contact(cid)["properties"]["lastmodifieddate"] == "2023-11-14T22:13:20Z"
+
+    def test_modified_and_archived_on_one_millisecond(self, api: Api, sandbox: Sandbox) -> None:
+        """modify_and_archive: the archived listing's archivedAt equals the last modification,
+        and with search_drop_lag_ms search shows that modified version meanwhile."""
+        sandbox.search_drop_lag_ms = 5000
+        cid = next(iter(sandbox.live()))
+        sandbox.advance(1234)
+        sandbox.modify_and_archive([cid], {"city": "Vardø"})
+        (listed,) = [r for r in api.list_all(archived="true", properties="lastmodifieddate") if r["id"] == cid]
+        assert listed["archivedAt"] == listed["properties"]["lastmodifieddate"] == "2023-11-14T22:13:21.234Z"
+        (found,) = api.search({"filterGroups": [{"filters": [by("hs_object_id", "EQ", cid)]}],
+                               "properties": ["city"]}).json()["results"]
+        assert found["properties"]["city"] == "Vardø", found
+        assert found["properties"]["lastmodifieddate"] == listed["archivedAt"], found
+
+    def test_switches_over_http(self, api: Api, sandbox: Sandbox) -> None:
+        """Every switch can be set through /_sandbox/config (for processes of their own)."""
+        switches = {"reorder_ties_per_request": True, "archived_list_lag_ms": 10, "search_lag_jitter_ms": 20,
+                    "search_drop_lag_ms": 30, "date_skew_ms": -40}
+        config = api.admin("POST", "config", switches).json()
+        assert {name: config[name] for name in switches} == switches, config
+        assert {name: getattr(sandbox, name) for name in switches} == switches
 
 
 class TestHooks:

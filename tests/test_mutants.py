@@ -1,0 +1,90 @@
+"""A small, fast mutation test that runs with the suite: deliberate one-line bugs in the core
+that once passed every test (issue 7) must each make a named test fail.
+
+Each mutant rewrites one function's source (the exact line must still be there: a refactor
+that moves it fails here and asks for this list to follow), compiles it in its module's
+namespace and patches it in for one test, which must then fail. The full mutation run is
+`mutmut run` (see the README); this keeps the worst survivors dead on every change.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import textwrap
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pytest
+from starlette.testclient import TestClient
+
+from app import continuation, export, hubspot
+from app.sandbox import Sandbox
+
+from . import test_continuation as unit
+from . import test_get_contacts as service_level
+
+
+@dataclass(frozen=True)
+class Mutant:
+    owner: Any  # the module or class that holds the function
+    name: str
+    line: str  # exactly as in the source
+    replacement: str
+
+    def apply(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        original = inspect.unwrap(getattr(self.owner, self.name))
+        source = textwrap.dedent(inspect.getsource(original))
+        assert source.count(self.line) == 1, (
+            f"{self.owner.__name__}.{self.name} no longer holds {self.line!r}: update this mutant")
+        namespace: dict[str, Any] = {}
+        exec(compile(source.replace(self.line, self.replacement), inspect.getfile(original),
+                     "exec"), original.__globals__, namespace)
+        mutated = namespace[self.name]
+        monkeypatch.setattr(self.owner, self.name, mutated)
+        # A module-level function is also bound by name wherever it was imported.
+        for module in list(sys.modules.values()):
+            for attribute, value in list(vars(module).items()) if module else []:
+                if value is original:
+                    monkeypatch.setattr(module, attribute, mutated)
+
+
+def service_test(test: Callable[..., None]) -> Callable[[TestClient, Sandbox, Any], None]:
+    return lambda service, sandbox, configure: test(service, sandbox)
+
+
+MUTANTS = {
+    "inclusive filter in KeysetWalk.accept": (
+        Mutant(continuation.KeysetWalk, "accept", "if item[0] > self._after", "if item[0] >= self._after"),
+        lambda *_: unit.TestKeysetWalk().test_accept_drops_what_was_already_emitted()),
+    "no seam check in join_overlapping": (
+        Mutant(continuation, "join_overlapping",
+               "if len(set(before) | set(after)) != len(before) + len(after) - 1:",
+               "if False:"),
+        lambda *_: unit.TestJoinOverlapping().test_a_tie_ordered_differently_on_the_seam_is_not_joined()),
+    "no totals check in join_overlapping": (
+        Mutant(continuation, "join_overlapping",
+               "if totals is not None and (totals[number] is None or totals[number] != totals[0]):",
+               "if False:"),
+        lambda *_: unit.TestJoinOverlapping().test_a_page_from_a_result_set_of_another_size_is_not_joined()),
+    "inclusive id filter when resuming in a tie": (
+        Mutant(hubspot, "search_body",
+               'groups.insert(0, [where("EQ", ms), where("GT", last_id, ID_PROPERTY)])',
+               'groups.insert(0, [where("EQ", ms), where("GTE", last_id, ID_PROPERTY)])'),
+        lambda *_: unit.TestSearchBody().test_resume_in_a_tie_uses_two_groups()),
+    "no settle-time cap on the search path": (
+        Mutant(export.Exporter, "_live", "horizon = pages[0].server_ms - self._settle_ms",
+               "horizon = pages[0].server_ms"),
+        service_test(service_level.TestFullExport().test_a_full_export_holds_back_changes_within_the_settle_time)),
+}
+
+
+@pytest.mark.parametrize("name", MUTANTS)
+def test_a_known_mutant_is_killed(name: str, monkeypatch: pytest.MonkeyPatch, service: TestClient,
+                                  sandbox: Sandbox, configure) -> None:
+    """Each of these one-line bugs once passed the whole suite; the named test now fails
+    on it (and passes on the real code, as the suite shows)."""
+    mutant, check = MUTANTS[name]
+    mutant.apply(monkeypatch)
+    with pytest.raises(AssertionError):
+        check(service, sandbox, configure)
