@@ -190,6 +190,39 @@ class TestIncremental:
         assert [e["_id"] for e in export(service, since=offset)] == new
 
 
+class TestCost:
+    """Reading ahead pays HubSpot's latency once for several pages, but never for pages the
+    export does not need: the search calls are counted (page size 50, so 49 new results a
+    page after the overlap)."""
+
+    @pytest.fixture(name="small_pages")
+    def _small_pages(self, configure) -> TestClient:
+        return configure(search_page_size=50)
+
+    def test_a_full_export_reads_each_page_once(self, small_pages: TestClient,
+                                                sandbox: Sandbox) -> None:
+        """No page is read that the export does not use: ceil(live / 49) searches."""
+        live = len(export(small_pages))
+        calls = len(search_requests(sandbox))
+        assert calls == -(-live // 49), f"{calls} searches for {live} contacts"
+
+    def test_a_small_incremental_export_is_one_search(self, small_pages: TestClient,
+                                                      sandbox: Sandbox) -> None:
+        """One change since the offset: one search call, not a round of speculative pages."""
+        since = export(small_pages)[-1]["_updated"]
+        sandbox.request_log.clear()
+        sandbox.modify([sorted(sandbox.live(), key=int)[0]], {"firstname": "Once"})
+        settle(sandbox)
+        assert len(export(small_pages, since=since)) >= 1
+        assert len(search_requests(sandbox)) == 1, search_requests(sandbox)
+
+    def test_a_limit_reads_only_the_pages_it_needs(self, small_pages: TestClient,
+                                                   sandbox: Sandbox) -> None:
+        """limit=60 needs two pages of 49 new results: two searches, however many follow."""
+        assert len(export(small_pages, limit=60)) == 60
+        assert len(search_requests(sandbox)) == 2, search_requests(sandbox)
+
+
 class TestProperties:
     def test_every_catalogue_property_in_the_search_body(self, service: TestClient, sandbox: Sandbox) -> None:
         """By default every property of the catalogue is requested, in the POST body
