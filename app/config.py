@@ -31,6 +31,8 @@ class Settings:
     port: int = 5000
     modified_property: str = "lastmodifieddate"
     properties: tuple[str, ...] = ()  # empty: every property in HubSpot's catalogue
+    # The same for the other object types, by type: ((type, properties), ...).
+    object_properties: tuple[tuple[str, tuple[str, ...]], ...] = ()
     properties_cache_seconds: float = 3600.0
     settle_seconds: float = 60.0
     archived_snapshot_seconds: float | None = None  # None: the settle time
@@ -154,6 +156,23 @@ def _names(raw: str) -> tuple[str, ...]:
     return names
 
 
+def _object_names(raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``companies=name,domain;deals=dealname``: each type once, contacts excluded (they
+    have HUBSPOT_PROPERTIES, the tutorial's setting)."""
+    pairs = []
+    for part in raw.split(";"):
+        if not part.strip():
+            continue
+        kind, equals, names = part.partition("=")
+        kind = kind.strip()
+        if not equals or not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", kind) or kind == "contacts":
+            raise ValueError(raw)
+        pairs.append((kind, _names(names)))
+    if not pairs or len({kind for kind, _ in pairs}) != len(pairs):
+        raise ValueError(raw)
+    return tuple(pairs)
+
+
 def load(env: Mapping[str, str]) -> Settings:
     """Build the settings from ``env``; raise ConfigError naming the first bad variable."""
     token = _first(env, "HUBSPOT_ACCESS_TOKEN", "api-key")
@@ -191,6 +210,9 @@ VARIABLES: tuple[Variable, ...] = (
              "a HubSpot property name", lambda s: re.fullmatch(r"[A-Za-z0-9_]+", s) is not None),
     Variable("properties", ("HUBSPOT_PROPERTIES",), _names,
              "comma-separated HubSpot property names"),
+    Variable("object_properties", ("HUBSPOT_OBJECT_PROPERTIES",), _object_names,
+             "type=names;type=names, such as companies=name,domain;deals=dealname (each type "
+             "once; contacts take HUBSPOT_PROPERTIES)"),
     number("properties_cache_seconds", ("HUBSPOT_PROPERTIES_CACHE_SECONDS",), float, 0, 86400,
            "seconds"),
     number("settle_seconds", ("HUBSPOT_SEARCH_SETTLE_SECONDS",), float, 0, 3600, "seconds"),

@@ -11,23 +11,25 @@ import time
 from itertools import chain
 from typing import Any, Callable, Iterator
 
-from connexion.exceptions import BadRequestProblem
+from connexion.exceptions import BadRequestProblem, ProblemException
 from starlette.responses import Response, StreamingResponse
 
 from .continuation import InvalidSince, parse_since
-from .export import Exporter, ExportStats, json_array
+from .crm import Crm
+from .export import ExportStats, json_array
 from .metrics import Metrics
+from .objects import CONTACTS, ObjectType, UnknownObjectType
 
 log = logging.getLogger(__name__)
 
 OPERATION_PREFIX = "app.handlers."
 
 
-class ContactsApi:
-    """The operations, bound to the exporter they serve from."""
+class CrmApi:
+    """The operations, bound to the CRM they export from."""
 
-    def __init__(self, exporter: Exporter, metrics: Metrics, *, on_sandbox: bool) -> None:
-        self._exporter = exporter
+    def __init__(self, crm: Crm, metrics: Metrics, *, on_sandbox: bool) -> None:
+        self._crm = crm
         self._metrics = metrics
         self._on_sandbox = on_sandbox
 
@@ -36,12 +38,22 @@ class ContactsApi:
         return getattr(self, operation_id.removeprefix(OPERATION_PREFIX))
 
     def get_contacts(self, since: str | None = None, limit: int | None = None) -> StreamingResponse:
+        return self.get_objects(CONTACTS, since, limit)
+
+    def get_objects(self, objectType: str, since: str | None = None, limit: int | None = None,
+                    associations: str | None = None) -> StreamingResponse:
         try:
             start = parse_since(since)
         except InvalidSince as exc:
             raise BadRequestProblem(detail=str(exc)) from None
-        export = _Export(self._metrics, since, limit)
-        chunks = json_array(self._exporter.entities(start, limit, export.stats), export.stats)
+        try:
+            kind = self._crm.types.resolve(objectType)
+        except UnknownObjectType as exc:
+            raise ProblemException(status=404, title="Unknown object type", detail=str(exc)) from None
+        related = self._associated(associations)
+        export = _Export(self._metrics, kind, since, limit)
+        entities = self._crm.entities(kind, start, limit, export.stats, related)
+        chunks = json_array(entities, export.stats)
         try:
             # Read the first chunk here, so that a HubSpot failure before any byte is
             # answered with a proper error status instead of a broken 200.
@@ -51,6 +63,18 @@ class ContactsApi:
             raise
         return StreamingResponse(export.watch(chain([first], chunks)),
                                  media_type="application/json")
+
+    def _associated(self, names: str | None) -> tuple[ObjectType, ...]:
+        if names is None:
+            return ()
+        kinds = {}
+        for name in names.split(","):
+            try:
+                kind = self._crm.types.resolve(name)
+            except UnknownObjectType as exc:
+                raise BadRequestProblem(detail=f"query parameter 'associations' is invalid: {exc}") from None
+            kinds[kind.path] = kind
+        return tuple(kinds.values())
 
     def health(self) -> tuple[dict[str, Any], int, dict[str, str]]:
         # Named, because the operation also declares a problem+json answer (its 400).
@@ -62,11 +86,13 @@ class ContactsApi:
 
 
 class _Export:
-    """One /get_contacts call: its counters, and its summary log line when it ends."""
+    """One export call: its counters, and its summary log line when it ends."""
 
-    def __init__(self, metrics: Metrics, since: str | None, limit: int | None) -> None:
+    def __init__(self, metrics: Metrics, kind: ObjectType, since: str | None,
+                 limit: int | None) -> None:
         self.stats = ExportStats()
         self._metrics = metrics
+        self._kind = kind
         self._since = since
         self._limit = limit
         self._began = time.perf_counter()
@@ -91,8 +117,9 @@ class _Export:
         self._metrics.export_seconds.observe(duration)
         self._metrics.entities.labels("live").inc(stats.entities - stats.deleted)
         self._metrics.entities.labels("deleted").inc(stats.deleted)
-        log.log(logging.INFO if outcome == "ok" else logging.WARNING, "get_contacts %s", outcome,
-                extra={"since": self._since, "limit": self._limit, "entities": stats.entities,
+        log.log(logging.INFO if outcome == "ok" else logging.WARNING, "export of %s %s",
+                self._kind.name, outcome,
+                extra={"object_type": self._kind.name, "since": self._since, "limit": self._limit, "entities": stats.entities,
                        "deleted": stats.deleted, "upstream_calls": stats.upstream_calls,
                        "retries": stats.retries, "duration_s": round(duration, 3),
                        "outcome": outcome, "detail": message, "correlation_id": correlation_id})

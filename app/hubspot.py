@@ -1,4 +1,5 @@
-"""HubSpot CRM v3 contacts client: search, archived listing and the property catalogue.
+"""HubSpot CRM client: search, archived listing and property catalogue of every object type,
+custom object schemas, and v4 association reads.
 
 One pooled HTTP session per service, Bearer authentication, connect and read timeouts on
 every call, a client-side request budget shared by all concurrent exports (search has its
@@ -26,12 +27,14 @@ from .config import Settings
 from .continuation import ALL_IDS, MAX_MS, Query
 from .errors import UpstreamError
 from .metrics import Metrics
+from .objects import CONTACTS, SCHEMAS_SCOPE, ObjectType, standard_types
 from .redact import Redactor, quote
 
 log = logging.getLogger(__name__)
 
 ID_PROPERTY = "hs_object_id"
-MERGED_PROPERTY = "hs_merged_object_ids"  # the ids merged into a contact, ';'-separated
+MERGED_PROPERTY = "hs_merged_object_ids"  # the ids merged into a record, ';'-separated
+SUCCESS_STATUS = frozenset({200, 207})  # 207: a batch where some inputs had nothing to return
 RETRYABLE_STATUS = frozenset({423, 429, 500, 502, 503, 504})
 PORTAL_EPOCH_MS = 1_136_073_600_000  # 2006-01-01, HubSpot's founding: no portal data before
 
@@ -107,7 +110,9 @@ class HubSpotClient:
             raise ValueError("HubSpotClient needs an access token")
         self._settings = settings
         self._redactor = Redactor(settings.token)
-        self._api = settings.base_url + "/crm/v3"
+        self._api = settings.base_url
+        self.contacts = standard_types(settings.modified_property,
+                                       {CONTACTS: settings.properties})[CONTACTS]
         self._session = session or requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
         self._session.mount("https://", adapter)
@@ -121,7 +126,7 @@ class HubSpotClient:
         initial = settings.retry_initial_wait
         self._backoff = tenacity.wait_exponential_jitter(multiplier=initial, max=30, jitter=initial)
         self._catalogue_lock = threading.Lock()
-        self._catalogue: tuple[float, list[str]] | None = None
+        self._catalogues: dict[str, tuple[float, list[str]]] = {}  # by type
         self._metrics = metrics or Metrics()
         # HubSpot's X-HubSpot-RateLimit-* headers, when it sends them: no call before this
         # monotonic time once the current window is used up.
@@ -132,48 +137,73 @@ class HubSpotClient:
 
     # -- public API -------------------------------------------------------------------
 
-    def property_names(self) -> list[str]:
+    def of(self, kind: ObjectType) -> ObjectClient:
+        """This client, reading one object type."""
+        return ObjectClient(self, kind)
+
+    def property_names(self, kind: ObjectType | None = None) -> list[str]:
         """The properties to export: the configured list, else HubSpot's whole catalogue
-        (cached for `properties_cache_seconds`). Always includes the two the walk keys on."""
-        required = [self._settings.modified_property, ID_PROPERTY, MERGED_PROPERTY]
-        if self._settings.properties:
-            return list(dict.fromkeys([*self._settings.properties, *required]))
+        (cached for `properties_cache_seconds`). Always includes those the walk keys on and,
+        for a type HubSpot merges, the merged ids."""
+        kind = kind or self.contacts
+        required = [kind.modified_property, ID_PROPERTY, *([MERGED_PROPERTY] * kind.merges)]
+        if kind.properties:
+            return list(dict.fromkeys([*kind.properties, *required]))
         with self._catalogue_lock:
             now = time.monotonic()
-            if self._catalogue is None or now - self._catalogue[0] > self._settings.properties_cache_seconds:
-                data, _, _ = self._call("GET", "/properties/contacts", endpoint="properties")
+            cached = self._catalogues.get(kind.path)
+            if cached is None or now - cached[0] > self._settings.properties_cache_seconds:
+                data, _, _ = self._call("GET", f"/crm/v3/properties/{kind.path}",
+                                        endpoint="properties", scope=kind.scope)
                 names = [p["name"] for p in data.get("results", []) if isinstance(p, dict) and "name" in p]
-                self._catalogue = (now, list(dict.fromkeys([*names, *required])))
-            return self._catalogue[1]
+                cached = self._catalogues[kind.path] = (now, list(dict.fromkeys([*names, *required])))
+            return cached[1]
 
-    def search(self, body: dict[str, Any]) -> Page:
-        data, server_ms, calls = self._call("POST", "/objects/contacts/search", json=body,
-                                            endpoint="search")
+    def search(self, body: dict[str, Any], kind: ObjectType | None = None) -> Page:
+        kind = kind or self.contacts
+        data, server_ms, calls = self._call("POST", f"/crm/v3/objects/{kind.path}/search",
+                                            json=body, endpoint="search", scope=kind.scope)
         total = data.get("total")
         return Page(data.get("results", []), bool(data.get("paging", {}).get("next")), server_ms,
                     total=total if isinstance(total, int) else None, calls=calls)
 
-    def archived_pages(self) -> Iterator[Page]:
-        """Every archived (deleted) contact, a list-API page at a time (ids and archivedAt)."""
+    def archived_pages(self, kind: ObjectType | None = None) -> Iterator[Page]:
+        """Every archived (deleted) record, a list-API page at a time (ids and archivedAt)."""
+        kind = kind or self.contacts
         after: str | None = None
         while True:
             params = {"archived": "true", "limit": self._settings.list_page_size,
-                      "properties": self._settings.modified_property}
+                      "properties": kind.modified_property}
             if after is not None:
                 params["after"] = after
-            data, server_ms, calls = self._call("GET", "/objects/contacts", params=params,
-                                                endpoint="list")
+            data, server_ms, calls = self._call("GET", f"/crm/v3/objects/{kind.path}",
+                                                params=params, endpoint="list", scope=kind.scope)
             after = data.get("paging", {}).get("next", {}).get("after")
             yield Page(data.get("results", []), after is not None, server_ms, calls=calls)
             if after is None:
                 return
+
+    def schemas(self) -> list[dict[str, Any]]:
+        """The portal's custom object schemas."""
+        data, _, _ = self._call("GET", "/crm/v3/schemas", endpoint="schemas", scope=SCHEMAS_SCOPE)
+        results = data.get("results", [])
+        return results if isinstance(results, list) else []
+
+    def associations(self, source: ObjectType, target: ObjectType,
+                     inputs: list[dict[str, str]]) -> tuple[dict[str, Any], int]:
+        """One v4 batch read of associations (HubSpot's answer, and the requests it took).
+        An id without associations is in HubSpot's ``errors``, with a 207: not a failure."""
+        data, _, calls = self._call(
+            "POST", f"/crm/v4/associations/{source.path}/{target.path}/batch/read",
+            json={"inputs": inputs}, endpoint="associations", scope=f"{source.scope} and {target.scope}")
+        return data, calls
 
     def close(self) -> None:
         self._session.close()
 
     # -- one call, with budget, retries and error mapping ----------------------------
 
-    def _call(self, method: str, path: str, *, endpoint: str,
+    def _call(self, method: str, path: str, *, endpoint: str, scope: str,
               **kwargs: Any) -> tuple[dict, int, int]:
         """(JSON body, HubSpot's clock in ms, requests it took) of one logical call."""
         settings = self._settings
@@ -191,7 +221,7 @@ class HubSpotClient:
                 budget.try_acquire("hubspot")
                 if endpoint != "search":
                     self._wait_for_window()
-                data, server_ms = self._send(method, path, endpoint, **kwargs)
+                data, server_ms = self._send(method, path, endpoint, scope, **kwargs)
                 return data, server_ms, attempt.retry_state.attempt_number
         raise AssertionError("unreachable: tenacity either returns or reraises")
 
@@ -233,14 +263,15 @@ class HubSpotClient:
                    "correlation_id": getattr(error, "correlation_id", None)},
         )
 
-    def _send(self, method: str, path: str, endpoint: str, **kwargs: Any) -> tuple[dict, int]:
+    def _send(self, method: str, path: str, endpoint: str, scope: str,
+              **kwargs: Any) -> tuple[dict, int]:
         timeout = (self._settings.connect_timeout, self._settings.read_timeout)
         outcome = "error"
         try:
             response = self._session.request(method, self._api + path, timeout=timeout, **kwargs)
             outcome = str(response.status_code)
             self._note_window(response)
-            if response.status_code == 200:
+            if response.status_code in SUCCESS_STATUS:
                 data = orjson.loads(response.content)
                 if not isinstance(data, dict):
                     raise ValueError("not a JSON object")
@@ -263,9 +294,9 @@ class HubSpotClient:
                                 retryable=True) from None
         finally:
             self._metrics.upstream_calls.labels(endpoint, outcome).inc()
-        raise self._error(response)
+        raise self._error(response, scope)
 
-    def _error(self, response: requests.Response) -> UpstreamError:
+    def _error(self, response: requests.Response, scope: str) -> UpstreamError:
         status = response.status_code
         try:
             body = response.json()
@@ -282,9 +313,10 @@ class HubSpotClient:
                                  "HubSpot answered 401: the access token (HUBSPOT_ACCESS_TOKEN) is "
                                  f"invalid, expired or revoked. HubSpot said: {message}", **common)
         if status == 403:
+            needed = self._quote(" or ".join(_required_scopes(body)) or scope)
             return UpstreamError(502, "HubSpot access token lacks a scope",
-                                 "HubSpot answered 403: the token needs the crm.objects.contacts.read "
-                                 f"scope. HubSpot said: {message}", **common)
+                                 f"HubSpot answered 403: the token needs the {needed} scope. "
+                                 f"HubSpot said: {message}", **common)
         if status == 429 and body.get("policyName") == "DAILY":
             return UpstreamError(503, "HubSpot daily limit reached",
                                  "The portal has used its daily API allowance; it resets at midnight "
@@ -303,6 +335,35 @@ class HubSpotClient:
 
     def _quote(self, text: object) -> str:
         return quote(self._redactor.text(str(text)))
+
+
+class ObjectClient:
+    """A `HubSpotClient` bound to one object type: what an `export.Exporter` reads."""
+
+    def __init__(self, client: HubSpotClient, kind: ObjectType) -> None:
+        self._client = client
+        self.kind = kind
+
+    def property_names(self) -> list[str]:
+        return self._client.property_names(self.kind)
+
+    def search(self, body: dict[str, Any]) -> Page:
+        return self._client.search(body, self.kind)
+
+    def archived_pages(self) -> Iterator[Page]:
+        return self._client.archived_pages(self.kind)
+
+
+def _required_scopes(body: dict[str, Any]) -> list[str]:
+    """The scopes a MISSING_SCOPES answer names (in ``errors[].context``, under a key such
+    as ``requiredGranularScopes``)."""
+    found: list[str] = []
+    for error in body.get("errors") or []:
+        context = error.get("context") if isinstance(error, dict) else None
+        for key, values in (context or {}).items() if isinstance(context, dict) else ():
+            if "scope" in key.lower() and isinstance(values, list):
+                found += [v for v in values if isinstance(v, str)]
+    return list(dict.fromkeys(found))[:5]
 
 
 def _retry_after(response: requests.Response) -> float | None:

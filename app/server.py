@@ -24,15 +24,18 @@ from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import Settings
-from .export import Exporter
-from .handlers import ContactsApi
+from .crm import Crm
+from .handlers import CrmApi
 from .hubspot import HubSpotClient
 from .metrics import Metrics
 from .redact import Redactor, RedactResponses
 
 SPEC_DIR = Path(__file__).resolve().parent.parent  # openapi.yaml lives at the top level
 OPEN_PATHS = frozenset({"/health"})  # answered without credentials (container health checks)
-EXPORT_PATHS = frozenset({"/get_contacts"})  # GET only: a HEAD would cost a HubSpot export
+OBJECTS_PATH = re.compile(r"/objects/[^/]+")
+OBJECTS_LABEL = "/objects/{objectType}"  # one metric label for every type
+# GET only: a HEAD would cost a HubSpot export.
+EXPORT_PATH = re.compile(rf"/get_contacts|{OBJECTS_PATH.pattern}")
 # What a request may bring before any handler runs. Sesam sends a few short headers and a
 # URL with two short parameters; the server (uvicorn with h11) closes the connection on a
 # request head beyond MAX_REQUEST_HEAD_BYTES, so that memory stays bounded whatever comes.
@@ -109,7 +112,7 @@ class RequestLimits:
                     f"The request has {len(headers)} headers of {header_bytes} bytes; this "
                     f"service accepts at most {MAX_HEADERS} headers of {MAX_HEADER_BYTES} "
                     "bytes.", ())
-        if scope["method"] == "HEAD" and scope["path"] in EXPORT_PATHS:
+        if scope["method"] == "HEAD" and EXPORT_PATH.fullmatch(scope["path"]):
             return (405, "Method Not Allowed",
                     "HEAD is not offered on the export: it would read HubSpot for no body. "
                     "Use GET.", ((b"allow", b"GET"),))
@@ -124,7 +127,7 @@ class RequestLimits:
             await send_problem(send, *refusal)
             return
 
-        export = scope["path"] in EXPORT_PATHS
+        export = EXPORT_PATH.fullmatch(scope["path"]) is not None
 
         async def answer(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -191,7 +194,9 @@ class CountRequests:
             await self._app(scope, receive, send)
             return
         # Unknown paths share one label, so that a scan cannot grow the metric without end.
-        path = scope["path"] if scope["path"] in self._paths else "other"
+        path = scope["path"]
+        if path not in self._paths:
+            path = OBJECTS_LABEL if OBJECTS_PATH.fullmatch(path) else "other"
 
         async def counted(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -207,8 +212,7 @@ def create_app(settings: Settings, *, on_sandbox: bool = False,
     the archived snapshot's refresh (tests tie it to the sandbox's clock)."""
     metrics = Metrics()
     client = HubSpotClient(settings, metrics=metrics)
-    exporter = Exporter(client, settings, clock)
-    api = ContactsApi(exporter, metrics, on_sandbox=on_sandbox)
+    api = CrmApi(Crm(client, settings, clock), metrics, on_sandbox=on_sandbox)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[None]:

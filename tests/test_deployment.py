@@ -11,12 +11,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 import requests
 import yaml
+from connexion.json_schema import resolve_refs
 
 from app.config import ConfigError, Settings, load
+from app.objects import STANDARD_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "sesam"
@@ -51,18 +54,47 @@ class TestSesamExamples:
             with pytest.raises(ConfigError, match=re.escape(name)):
                 load({name: "not valid!"})
 
-    @pytest.mark.parametrize("name", ["pipe.json", "pipe-chronological.json"])
-    def test_pipes_call_the_documented_path_with_continuation(self, name: str) -> None:
-        """The example pipes read /get_contacts of that system with supports_since; the
-        chronological one has the flags page_size needs."""
+    def test_there_is_a_pipe_for_every_standard_type_and_a_custom_object(self) -> None:
+        """examples/sesam has a pipe per standard object type and one for a custom object."""
+        urls = {json.loads(path.read_text())["source"]["url"].split("?")[0]
+                for path in EXAMPLES.glob("pipe*.json")}
+        wanted = {f"objects/{name}" for name in STANDARD_NAMES if name != "contacts"}
+        assert wanted <= urls and "get_contacts" in urls, sorted(wanted - urls)
+        assert any(re.fullmatch(r"objects/(2-\d+|p\d+_\w+)", url) for url in urls), "no custom object pipe"
+
+    @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("pipe*.json")))
+    def test_pipes_call_a_documented_path_with_continuation(self, name: str) -> None:
+        """Each example pipe reads a path of that system that the spec has, with parameters
+        the spec accepts, with supports_since; a chronological one has the flags page_size
+        needs."""
         system = json.loads((EXAMPLES / "system.json").read_text())
         pipe = json.loads((EXAMPLES / name).read_text())
         source = pipe["source"]
-        spec = yaml.safe_load((ROOT / "openapi.yaml").read_text())
-        assert source["system"] == system["_id"] and "/" + source["url"] in spec["paths"]
+        assert source["system"] == system["_id"]
+        path, _, query = source["url"].partition("?")
+        spec = resolve_refs(yaml.safe_load((ROOT / "openapi.yaml").read_text()))
+        operation = documented(spec, "/" + path, parse_qs(query))
+        assert operation is not None, f"{name}: {source['url']} is not a path and query the spec accepts"
         assert source["supports_since"] is True and source.get("is_since_comparable", True)
         if "page_size" in source:
             assert source["is_chronological"] is True, "page_size needs is_chronological"
+
+
+def documented(spec: dict, path: str, query: dict[str, list[str]]) -> dict | None:
+    """The GET operation of ``spec`` that serves ``path`` with ``query``, if its path
+    parameters match their patterns and it takes every query parameter as given."""
+    for template, item in spec["paths"].items():
+        operation = item.get("get")
+        names = re.findall(r"{(\w+)}", template)
+        match = re.fullmatch(re.sub(r"{\w+}", "([^/]+)", template), path)
+        if operation is None or match is None:
+            continue
+        parameters = {p["name"]: p for p in operation.get("parameters", [])}
+        given = {**dict(zip(names, match.groups())), **{k: v[0] for k, v in query.items()}}
+        if all(k in parameters and re.fullmatch(parameters[k]["schema"].get("pattern", ".*"), v)
+               for k, v in given.items()):
+            return operation
+    return None
 
 
 class TestDockerfile:

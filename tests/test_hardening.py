@@ -374,7 +374,7 @@ class TestLogsOfTheStartedService:
             assert TOKEN not in answer.text, f"{answer.url}: {answer.text[-300:]}"
         assert [a.status_code for a in answers] == [502, 200, 502, 200, 200], answers
         assert TOKEN not in log, "the token is in the log"
-        assert "get_contacts aborted" in log and REDACTED in log, log[-2000:]
+        assert "export of contacts aborted" in log and REDACTED in log, log[-2000:]
 
 
 class TestTutorialOperator:
