@@ -58,7 +58,12 @@ def get_contacts(spec: dict) -> dict:
 
 
 def limit(spec: dict) -> dict:
-    return next(p for p in get_contacts(spec)["parameters"] if p["name"] == "limit")
+    """`limit`, which the exports share as a component."""
+    return spec["components"]["parameters"]["Limit"]
+
+
+def is_limit(parameter: dict) -> bool:
+    return parameter.get("$ref") == "#/components/parameters/Limit" or parameter.get("name") == "limit"
 
 
 class TestLint:
@@ -117,7 +122,7 @@ def both(*changes: Callable[[dict], None]) -> Callable[[dict], None]:
 
 def drop_limit(spec: dict) -> None:
     operation = get_contacts(spec)
-    operation["parameters"] = [p for p in operation["parameters"] if p["name"] != "limit"]
+    operation["parameters"] = [p for p in operation["parameters"] if not is_limit(p)]
 
 
 def add_optional_parameter(spec: dict) -> None:
