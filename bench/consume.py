@@ -41,21 +41,23 @@ class Export:
 
 
 def consume(session: requests.Session, url: str, since: str | None = None, limit: int | None = None,
-            collect: bool = False, first_byte_only: bool = False) -> Export:
-    """One export of `url`/get_contacts, streamed; BenchError unless it is a complete JSON array.
+            collect: bool = False, first_byte_only: bool = False, path: str = "/get_contacts",
+            **extra: str) -> Export:
+    """One export of `url` + `path` (with the query parameters in `extra`), streamed;
+    BenchError unless it is a complete JSON array.
 
     `first_byte_only` hangs up after the first body bytes (for the time to first byte).
     """
-    params: dict[str, str | int] = {}
+    params: dict[str, str | int] = dict(extra)
     if since is not None:
         params["since"] = since
     if limit is not None:
         params["limit"] = limit
     export = Export()
     began = time.perf_counter()
-    with session.get(url + "/get_contacts", params=params, stream=True, timeout=(10, READ_TIMEOUT)) as response:
+    with session.get(url + path, params=params, stream=True, timeout=(10, READ_TIMEOUT)) as response:
         if response.status_code != 200:
-            raise BenchError(f"GET /get_contacts {params}: {response.status_code} {response.text[:500]}")
+            raise BenchError(f"GET {path} {params}: {response.status_code} {response.text[:500]}")
         pending = b""
         first = last = b""
         for chunk in response.iter_content(CHUNK):
@@ -74,7 +76,7 @@ def consume(session: requests.Session, url: str, since: str | None = None, limit
                 raise BenchError(f"an export took more than {MAX_SECONDS:.0f} s")
     export.seconds = time.perf_counter() - began
     if first != b"[" or not last.rstrip().endswith(b"]"):
-        raise BenchError(f"GET /get_contacts {params}: the body is not a complete JSON array: ...{last[-200:]!r}")
+        raise BenchError(f"GET {path} {params}: the body is not a complete JSON array: ...{last[-200:]!r}")
     return export
 
 
