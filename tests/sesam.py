@@ -34,22 +34,26 @@ class SesamPipe:
     """
 
     def __init__(self, service: TestClient, strategy: Literal["max", "chronological"],
-                 page_size: int = 100) -> None:
+                 page_size: int = 100, path: str = "/get_contacts",
+                 modified_property: str = "lastmodifieddate", **params: str) -> None:
         self.service = service
         self.strategy = strategy
         self.page_size = page_size
+        self.path = path  # the export it reads, e.g. /objects/deals
+        self.modified_property = modified_property
+        self.params = params  # sent on every request, e.g. associations
         self.offset: str | None = None
         self.dataset: dict[str, dict[str, Any]] = {}
         self.requests = 0
 
     def _fetch(self, limit: int | None) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {}
+        params: dict[str, Any] = dict(self.params)
         if self.offset is not None:
             params["since"] = self.offset
         if limit is not None:
             params["limit"] = limit
         self.requests += 1
-        response = self.service.get("/get_contacts", params=params)
+        response = self.service.get(self.path, params=params)
         assert response.status_code == 200, f"{params}: {response.status_code} {response.text[:500]}"
         entities = orjson.loads(response.content)
         assert isinstance(entities, list), f"{params}: body is not an array"
@@ -103,9 +107,9 @@ class SesamPipe:
         self.offset = None
 
     def live(self) -> dict[str, int]:
-        """What the pipe holds: contact id -> last modification ms, deleted ones left out."""
+        """What the pipe holds: record id -> last modification ms, deleted ones left out."""
         return {
-            cid: parse_timestamp(entity["properties"]["lastmodifieddate"])
+            cid: parse_timestamp(entity["properties"][self.modified_property])
             for cid, entity in self.dataset.items() if not entity.get("_deleted")
         }
 
