@@ -114,9 +114,10 @@ class SesamPipe:
         }
 
 
-def assert_in_sync(pipe: SesamPipe, sandbox: Sandbox, context: str = "") -> None:
-    """The pipe holds exactly HubSpot's live contacts, each in its latest version."""
-    truth, held = sandbox.live(), pipe.live()
+def assert_in_sync(pipe: SesamPipe, sandbox: Sandbox, context: str = "",
+                   object_type: str = "contacts") -> None:
+    """The pipe holds exactly HubSpot's live records of its type, each in its latest version."""
+    truth, held = sandbox.live(object_type), pipe.live()
     missing = sorted(set(truth) - set(held), key=int)
     extra = sorted(set(held) - set(truth), key=int)
     stale = sorted((cid for cid in truth.keys() & held.keys() if truth[cid] != held[cid]), key=int)

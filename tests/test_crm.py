@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import orjson
 import pytest
+import requests
 from starlette.testclient import TestClient
 
-from app.sandbox import Sandbox
+from app.sandbox import Sandbox, SandboxServer
 
 from .sesam import settle
 
@@ -72,3 +73,153 @@ class TestRefusals:
         metrics = service.get("/metrics").text
         assert 'path="/objects/{objectType}",status="200"' in metrics, metrics
         assert 'path="/objects/{objectType}",status="400"' in metrics, metrics
+
+
+STANDARD = ["contacts", "companies", "deals", "tickets", "products", "line_items", "quotes",
+            "calls", "emails", "meetings", "notes", "tasks"]
+
+
+def modified_property(kind: str) -> str:
+    return "lastmodifieddate" if kind == "contacts" else "hs_lastmodifieddate"
+
+
+class TestEveryType:
+    @pytest.mark.parametrize("kind", STANDARD)
+    def test_a_full_export_is_every_live_record_in_order(self, service: TestClient, sandbox: Sandbox,
+                                                         kind: str) -> None:
+        """Every standard type exports each of its live records once, in strictly increasing
+        `_updated` order built from the type's own modification property."""
+        entities = objects(service, kind)
+        ids = [e["_id"] for e in entities]
+        truth = sandbox.live(kind)
+        assert truth, f"the sandbox holds no {kind}: the test would prove nothing"
+        assert len(ids) == len(set(ids)) and set(ids) == set(truth), (
+            f"{kind}: missing {sorted(set(truth) - set(ids))[:5]}, extra {sorted(set(ids) - set(truth))[:5]}")
+        updates = [e["_updated"] for e in entities]
+        assert updates == sorted(set(updates)), f"{kind}: not strictly increasing"
+        prop = modified_property(kind)
+        assert all(prop in e["properties"] for e in entities), f"{kind}: {prop} missing"
+
+    @pytest.mark.parametrize("kind", ["deals", "tickets", "notes"])
+    def test_incremental_exports_carry_changes_and_deletions(self, service: TestClient,
+                                                             sandbox: Sandbox, kind: str) -> None:
+        """After a full run, the next one carries exactly what changed in that type: the
+        modified records live, the deleted ones `_deleted`; other types' changes stay out."""
+        offset = objects(service, kind)[-1]["_updated"]
+        live = sorted(sandbox.live(kind), key=int)
+        sandbox.advance(10_000)
+        sandbox.modify(live[:4], object_type=kind)
+        sandbox.archive(live[4:6], object_type=kind)
+        sandbox.modify(sorted(sandbox.live("contacts"), key=int)[:3])
+        settle(sandbox)
+        changed = objects(service, kind, since=offset)
+        kinds = {e["_id"]: bool(e.get("_deleted")) for e in changed}
+        assert kinds == {**dict.fromkeys(live[:4], False), **dict.fromkeys(live[4:6], True)}, kinds
+
+    def test_merged_companies_arrive_deleted_before_their_survivor(self, service: TestClient,
+                                                                  sandbox: Sandbox) -> None:
+        """HubSpot merges companies too: the merged-away company is `_deleted` with
+        `mergedInto`, just before its survivor."""
+        offset = objects(service, "companies")[-1]["_updated"]
+        survivor, merged = sorted(sandbox.live("companies"), key=int)[:2]
+        sandbox.advance(10_000)
+        sandbox.merge(survivor, merged, object_type="companies")
+        settle(sandbox)
+        changed = objects(service, "companies", since=offset)
+        positions = {e["_id"]: i for i, e in enumerate(changed)}
+        gone = changed[positions[merged]]
+        assert gone.get("_deleted") and gone.get("mergedInto") == survivor, gone
+        assert positions[merged] < positions[survivor], [e["_id"] for e in changed]
+
+    def test_a_custom_object_by_id_or_qualified_name(self, service: TestClient, sandbox: Sandbox,
+                                                     sandbox_server: SandboxServer) -> None:
+        """A custom object is exported by its objectTypeId and by its fully qualified name
+        (as HubSpot's schemas list them), the same records either way."""
+        (schema,) = custom_schemas(sandbox_server, sandbox)
+        by_id = objects(service, schema["objectTypeId"])
+        by_name = objects(service, schema["fullyQualifiedName"])
+        assert by_id == by_name and {e["_id"] for e in by_id} == set(sandbox.live(schema["name"])), (
+            len(by_id), len(by_name))
+
+    def test_an_unknown_type_is_a_404_listing_the_portals_types(
+            self, service: TestClient, sandbox: Sandbox, sandbox_server: SandboxServer) -> None:
+        """A custom object the portal does not have is a 404 problem that lists every type
+        it has, custom ones with their ids."""
+        (schema,) = custom_schemas(sandbox_server, sandbox)
+        body = problem(service, "/objects/2-1", 404)
+        assert body["title"] == "Unknown object type", body
+        for name in [*STANDARD, schema["objectTypeId"], schema["fullyQualifiedName"]]:
+            assert name in body["detail"], f"{name} is not listed: {body['detail']}"
+
+    def test_an_unknown_association_type_is_a_400(self, service: TestClient) -> None:
+        """Asking for associations with a type the portal lacks is a 400 naming it."""
+        body = problem(service, "/objects/deals?associations=contacts,2-1", 400)
+        assert "associations" in body["detail"] and "2-1" in body["detail"], body
+
+
+def custom_schemas(server: SandboxServer, sandbox: Sandbox) -> list[dict]:
+    """The portal's custom object schemas, as HubSpot's schemas API lists them."""
+    answer = requests.get(server.url + "/crm/v3/schemas", timeout=10,
+                          headers={"Authorization": f"Bearer {sandbox.token}"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["results"]
+
+
+class TestAssociations:
+    def test_every_entity_carries_all_its_associations(self, service: TestClient,
+                                                      sandbox: Sandbox) -> None:
+        """With `associations`, every live deal carries all its associated contacts and
+        companies, as HubSpot holds them (ids and association types, labels included), also
+        the deals with more associations than one page of HubSpot's answer."""
+        entities = objects(service, "deals", associations="contacts,companies")
+        assert entities, "no deals"
+        for kind in ("contacts", "companies"):
+            for entity in entities:
+                truth = sorted(sandbox.associations("deals", entity["id"], kind), key=lambda a: int(a[0]))
+                got = [(a["id"], a["types"]) for a in entity["associations"][kind]]
+                assert [i for i, _ in got] == [str(i) for i, _ in truth], (
+                    f"deal {entity['id']} {kind}: {[i for i, _ in got][:10]} vs truth {[i for i, _ in truth][:10]}")
+                assert [t for _, t in got] == [list(t) for _, t in truth], f"deal {entity['id']} {kind} types"
+        sizes = [len(e["associations"]["contacts"]) for e in entities]
+        assert max(sizes) > ASSOCIATION_PAGE and min(sizes) == 0, (
+            f"the portal must hold a deal with more than a page of contacts and one without any: {max(sizes)}, {min(sizes)}")
+
+    def test_association_reads_cost_a_call_per_thousand_records(self, service: TestClient,
+                                                                sandbox: Sandbox) -> None:
+        """Association reads cost one v4 call per 1,000 records per type, plus one per
+        extra page of a record with many; a changed association reaches Sesam with the
+        record's next change."""
+        sandbox.reset_counters()
+        entities = objects(service, "deals", associations="contacts")
+        extra_pages = sum(max(0, -(-len(e["associations"]["contacts"]) // ASSOCIATION_PAGE) - 1)
+                          for e in entities)
+        calls = [r for r in sandbox.request_log if "/crm/v4/associations/" in r["path"]]
+        assert len(calls) <= -(-len(entities) // 1000) + extra_pages, (
+            f"{len(calls)} association calls for {len(entities)} deals and {extra_pages} extra pages")
+
+    def test_a_changed_association_comes_with_the_records_next_change(self, service: TestClient,
+                                                                     sandbox: Sandbox) -> None:
+        """Associating does not move a record's modification time (as in HubSpot), so an
+        incremental run does not carry it; the record's next change carries it."""
+        offset = objects(service, "deals")[-1]["_updated"]
+        deal = sorted(sandbox.live("deals"), key=int)[0]
+        contact = next(c for c in sorted(sandbox.live("contacts"), key=int)
+                       if c not in {str(i) for i, _ in sandbox.associations("deals", deal, "contacts")})
+        sandbox.advance(10_000)
+        sandbox.associate("deals", deal, "contacts", contact)
+        settle(sandbox)
+        assert not objects(service, "deals", since=offset, associations="contacts"), \
+            "an association change alone moved the deal"
+        sandbox.modify([deal], object_type="deals")
+        settle(sandbox)
+        (entity,) = objects(service, "deals", since=offset, associations="contacts")
+        assert contact in {a["id"] for a in entity["associations"]["contacts"]}, entity["associations"]
+
+
+class TestScopes:
+    def test_a_missing_scope_is_named(self, configure, sandbox: Sandbox) -> None:
+        """A token without a type's read scope gets a 502 problem that names the scope
+        HubSpot wants for that type."""
+        sandbox.scopes = set(sandbox.scopes) - {"tickets"}
+        body = problem(configure(), "/objects/tickets", 502)
+        assert body["title"] == "HubSpot access token lacks a scope" and "tickets" in body["detail"], body

@@ -16,22 +16,25 @@ from .sesam import SETTLE_SECONDS, T0, SesamPipe, assert_in_sync, settle
 STRATEGIES = [("max", 0), ("chronological", 70), ("chronological", 7)]
 
 
-def churn(sandbox: Sandbox, rng: random.Random) -> None:
-    """A burst of random writes: creates, modifies, archives and restores, several of them
-    on one millisecond (one call is one millisecond in the sandbox)."""
+def churn(sandbox: Sandbox, rng: random.Random, object_type: str = "contacts") -> None:
+    """A burst of random writes to records of one type: creates, modifies, archives and
+    restores, several of them on one millisecond (one call is one millisecond in the
+    sandbox)."""
+    of = {"object_type": object_type}
     for _ in range(rng.randint(1, 6)):
-        live = sorted(sandbox.live(), key=int)
-        archived = sorted(sandbox.archived(), key=int)
+        live = sorted(sandbox.live(object_type), key=int)
+        archived = sorted(sandbox.archived(object_type), key=int)
         operation = rng.choice(["create", "modify", "modify", "archive", "restore"])
         if operation == "create":
-            sandbox.create(count=rng.randint(1, 30))
+            sandbox.create(count=rng.randint(1, 30), **of)
         elif operation == "modify" and live:
             sandbox.modify(rng.sample(live, k=min(len(live), rng.randint(1, 40))),
-                           {"firstname": f"r{rng.randrange(10**6)}"})
+                           {"firstname": f"r{rng.randrange(10**6)}"} if object_type == "contacts" else None,
+                           **of)
         elif operation == "archive" and live:
-            sandbox.archive(rng.sample(live, k=min(len(live), rng.randint(1, 5))))
+            sandbox.archive(rng.sample(live, k=min(len(live), rng.randint(1, 5))), **of)
         elif operation == "restore" and archived:
-            sandbox.restore(rng.sample(archived, k=1))
+            sandbox.restore(rng.sample(archived, k=1), **of)
         sandbox.advance(rng.choice([0, 0, 1, 7, 250, 1500]))
 
 
@@ -97,6 +100,55 @@ def test_more_than_ten_thousand_changes_on_one_millisecond(
     assert_in_sync(pipe, big_sandbox, "after a 10,300-contact bulk update")
     assert all(e["properties"]["firstname"] == "bulk" for e in pipe.dataset.values()
                if not e.get("_deleted"))
+
+
+# -- several object types against one service --------------------------------------------
+
+TYPES = ("contacts", "companies", "deals")
+
+
+@pytest.mark.parametrize("strategy,page_size", [("max", 0), ("chronological", 40)])
+def test_several_types_against_one_service(strategy: str, page_size: int, sandbox: Sandbox,
+                                           configure) -> None:
+    """Pipes of contacts, companies and deals (with their associations) read one service,
+    which shares one HubSpot budget and client between them, over rounds of random changes
+    to every type, with search lag, ties ordered anew on every request, and deletions and
+    restores: each ends holding exactly HubSpot's live records of its type."""
+    rng = random.Random(f"types-{strategy}")
+    sandbox.search_lag_ms = 2000
+    sandbox.reorder_ties_per_request = True
+    service = configure(search_page_size=rng.choice([9, 50]))
+    pipes = {kind: SesamPipe(service, strategy, page_size=page_size or 100, path=f"/objects/{kind}",
+                             modified_property="lastmodifieddate" if kind == "contacts" else "hs_lastmodifieddate",
+                             **({"associations": "contacts"} if kind == "deals" else {}))
+             for kind in TYPES}
+    for round_no in range(8):
+        for kind in rng.sample(TYPES, k=3):
+            churn(sandbox, rng, kind)
+            pipes[kind].run()
+        sandbox.advance(rng.choice([0, 1000, 4000]))
+    settle(sandbox)
+    for kind, pipe in pipes.items():
+        pipe.run()
+        assert_in_sync(pipe, sandbox, f"{kind} after 8 rounds ({pipe.requests} requests)", kind)
+
+
+def test_more_than_ten_thousand_deals_on_one_millisecond(configure) -> None:
+    """A bulk update of 10,300 deals on one millisecond, past the search cap: the next run
+    of the deals pipe still delivers each of them."""
+    big = Sandbox(contacts=50, seed=12, now_ms=T0, custom_properties=0, archived_fraction=0,
+                  objects={"deals": 10_300})
+    with SandboxServer(big) as server:
+        service = configure(token=big.token, base_url=server.url, clock=sandbox_clock(big),
+                            object_properties=(("deals", ("dealname",)),))
+        pipe = SesamPipe(service, "max", path="/objects/deals", modified_property="hs_lastmodifieddate")
+        pipe.run()
+        big.advance(60_000)
+        big.modify(list(big.live("deals")), {"dealname": "bulk"}, object_type="deals")
+        settle(big)
+        received = pipe.run()
+    assert received == 10_300, f"the bulk-update run delivered {received} of 10,300 deals"
+    assert_in_sync(pipe, big, "after a 10,300-deal bulk update", "deals")
 
 
 # -- HubSpot's worst habits, all at once ----------------------------------------------------
