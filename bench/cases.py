@@ -21,6 +21,7 @@ import requests
 from app.config import Settings
 from app.continuation import START, KeysetWalk, contact_key, join_overlapping
 from app.hubspot import HubSpotClient, search_body
+from app.sandbox.associations import PAGE_SIZE as ASSOCIATION_PAGE
 
 from .consume import Export, consume
 from .procs import TOKEN, BenchError, Process, SandboxProcess, ServiceProcess
@@ -55,16 +56,18 @@ class Sizes:
     b5_repeats: int
     b6_contacts: int
     b6_changes: int
+    b7_contacts: int  # the portal of B7 and B8 (companies and deals in proportion)
+    b7_latency_ms: int
 
 
 FULL = Sizes(b1_contacts=50_000, b1_repeats=2, b2_contacts=20_000, b2_latencies_ms=(150, 400),
              b3_contacts=(10_000, 200_000), b3_concurrent_contacts=20_000, b3_consumers=10,
              b4_contacts=30_000, b4_changes=(1, 150, 5_000, 25_000), b4_snapshot_seconds=10, b5_contacts=20_000, b5_latency_ms=150,
-             b5_repeats=3, b6_contacts=10_000, b6_changes=150)
+             b5_repeats=3, b6_contacts=10_000, b6_changes=150, b7_contacts=20_000, b7_latency_ms=150)
 SMOKE = Sizes(b1_contacts=2_000, b1_repeats=1, b2_contacts=2_000, b2_latencies_ms=(150,),
               b3_contacts=(1_000, 4_000), b3_concurrent_contacts=2_000, b3_consumers=10,
               b4_contacts=2_000, b4_changes=(1, 150), b4_snapshot_seconds=2, b5_contacts=2_000, b5_latency_ms=150,
-              b5_repeats=1, b6_contacts=2_000, b6_changes=150)
+              b5_repeats=1, b6_contacts=2_000, b6_changes=150, b7_contacts=2_000, b7_latency_ms=150)
 
 
 @dataclass
@@ -434,6 +437,73 @@ def b6_tutorial(sizes: Sizes, notes: list[str]) -> list[Row]:
     return rows
 
 
+# --------------------------------------------------------------------------- B7, B8
+
+THREE_PIPES = ("contacts", "companies", "deals")
+
+
+def b7_shared_budget(sizes: Sizes, notes: list[str]) -> list[Row]:
+    """Three pipes (contacts, companies, deals) read one service at once: together they
+    should use the one search budget they share (HubSpot's limit is per account)."""
+    budget, page_size = DEFAULTS.search_rate_per_second, DEFAULTS.search_page_size
+    ceiling = budget * page_size
+    with portal(sizes.b7_contacts, search_rate=None, HUBSPOT_SEARCH_SETTLE_SECONDS="60") as (sandbox, service, http):
+        live = {kind: len(sandbox.truth(kind)["live"]) for kind in THREE_PIPES}
+        for kind in THREE_PIPES:
+            consume(http, service.url, limit=1, path=f"/objects/{kind}")  # catalogues cached
+        sandbox.configure(sizes.b7_latency_ms, SEARCH_LIMIT, GENERAL_LIMIT)
+        pause_for_budgets()
+
+        def one(kind: str) -> Export:
+            with requests.Session() as own:
+                return consume(own, service.url, path=f"/objects/{kind}")
+
+        began = time.perf_counter()
+        with ThreadPoolExecutor(len(THREE_PIPES)) as pool:
+            exports = dict(zip(THREE_PIPES, pool.map(one, THREE_PIPES)))
+        seconds = time.perf_counter() - began
+    for kind, export in exports.items():
+        expect(export.entities, live[kind], f"B7 {kind}", notes)
+    total = sum(export.entities for export in exports.values())
+    ratio = total / seconds / ceiling
+    return [Row("B7", f"shared budget: {', '.join(THREE_PIPES)} at once, {sizes.b7_latency_ms} ms latency",
+                rate(total / seconds), f"ceiling {ceiling:,}/s ({budget}/s x {page_size})", f"{ratio:.2f}",
+                ">= 0.90", ratio >= 0.9,
+                {"entities": {k: e.entities for k, e in exports.items()}, "seconds": seconds,
+                 "per_pipe_seconds": {k: e.seconds for k, e in exports.items()}, "ratio": ratio})]
+
+
+def b8_associations(sizes: Sizes, notes: list[str]) -> list[Row]:
+    """A deals export with its contacts' associations against one without: the calls the
+    associations add, and what they cost in rate."""
+    with portal(sizes.b7_contacts, search_rate=None, HUBSPOT_SEARCH_SETTLE_SECONDS="60") as (sandbox, service, http):
+        live = len(sandbox.truth("deals")["live"])
+        consume(http, service.url, limit=1, path="/objects/deals", associations="contacts")
+        sandbox.configure(sizes.b7_latency_ms, SEARCH_LIMIT, GENERAL_LIMIT)
+        pause_for_budgets()
+        plain, plain_calls = measure_calls(sandbox, lambda: consume(http, service.url, path="/objects/deals"))
+        pause_for_budgets()
+        associated, calls = measure_calls(sandbox, lambda: consume(
+            http, service.url, path="/objects/deals", associations="contacts"))
+        sandbox.configure()
+        body = http.get(service.url + "/objects/deals", params={"associations": "contacts"}, timeout=600).json()
+    for export in (plain, associated):
+        expect(export.entities, live, "B8 deals", notes)
+    extra_pages = sum(max(0, -(-len(e["associations"]["contacts"]) // ASSOCIATION_PAGE) - 1) for e in body)
+    target = math.ceil(live / 1000) + extra_pages
+    extra = calls.get("associations", 0)
+    ratio = associated.rate / plain.rate
+    return [
+        Row("B8", f"association calls, deals export of {live:,} with contacts", plural(extra, "call"),
+            f"{extra_pages} records with more than a page", f"{extra:,}", f"<= {target:,}", extra <= target,
+            {"deals": live, "association_calls": extra, "extra_pages": extra_pages, "target": target,
+             "search_calls": calls["search"], "search_calls_without": plain_calls["search"]}),
+        Row("B8", f"rate with associations, {sizes.b7_latency_ms} ms latency", rate(associated.rate),
+            f"{rate(plain.rate)} (without)", f"{ratio:.2f}", ">= 0.80", ratio >= 0.8,
+            {"rate": associated.rate, "rate_without": plain.rate, "ratio": ratio}),
+    ]
+
+
 CASES: dict[str, Callable[[Sizes, list[str]], list[Row]]] = {
     "B1": b1_serving_overhead,
     "B2": b2_latency_hiding,
@@ -441,4 +511,6 @@ CASES: dict[str, Callable[[Sizes, list[str]], list[Row]]] = {
     "B4": b4_upstream_cost,
     "B5": b5_time_to_first_byte,
     "B6": b6_tutorial,
+    "B7": b7_shared_budget,
+    "B8": b8_associations,
 }

@@ -140,8 +140,8 @@ class SandboxProcess(Process):
     def reset_stats(self) -> None:
         self.admin("POST", "stats/reset")
 
-    def truth(self) -> dict[str, Any]:
-        return self.admin("GET", "truth")
+    def truth(self, object_type: str = "contacts") -> dict[str, Any]:
+        return self.admin("GET", f"truth?type={object_type}")
 
     def advance(self, ms: int) -> None:
         self.admin("POST", "clock", {"advance_ms": ms})

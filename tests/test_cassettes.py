@@ -20,6 +20,7 @@ import yaml
 
 from app.config import Settings
 from app.continuation import START_POSITION, parse_since, parse_timestamp
+from app.crm import Crm
 from app.export import Exporter, ExportStats
 from app.hubspot import HubSpotClient
 from app.sandbox import Sandbox, SandboxServer
@@ -79,21 +80,23 @@ def _exporter(target: tuple[str, str]) -> Iterator[Exporter]:
     client.close()
 
 
-def recorded_search_contacts(cassette) -> tuple[dict[str, int], int]:
-    """Every contact HubSpot's search answers in the cassette carried (id -> modified ms),
-    and the earliest horizon their Date headers allowed. Works while recording too."""
-    contacts: dict[str, int] = {}
+def recorded_search_records(cassette, path: str = "/objects/contacts/search",
+                            modified: str = "lastmodifieddate") -> tuple[dict[str, int], int]:
+    """Every record HubSpot's search answers at ``path`` in the cassette carried (id ->
+    modified ms), and the earliest horizon their Date headers allowed. Works while
+    recording too."""
+    records: dict[str, int] = {}
     horizon = None
     for request, response in cassette.data:
-        if not request.path.endswith("/search"):
+        if not request.path.endswith(path):
             continue
         headers = {k.lower(): v for k, v in response["headers"].items()}
         server_ms = int(email.utils.parsedate_to_datetime(headers["date"][0]).timestamp()) * 1000
         horizon = min(horizon or server_ms, server_ms) - int(SETTLE_SECONDS * 1000)
-        for contact in json.loads(response["body"]["string"])["results"]:
-            contacts[contact["id"]] = parse_timestamp(contact["properties"]["lastmodifieddate"])
-    assert horizon is not None, "the cassette has no search answer"
-    return contacts, horizon
+        for record in json.loads(response["body"]["string"])["results"]:
+            records[record["id"]] = parse_timestamp(record["properties"][modified])
+    assert horizon is not None, f"the cassette has no search answer at {path}"
+    return records, horizon
 
 
 @pytest.mark.vcr
@@ -105,7 +108,7 @@ def test_full_then_incremental_export(exporter: Exporter, vcr) -> None:
     full = list(exporter.entities(START_POSITION, None, ExportStats()))
     updates = [e["_updated"] for e in full]
     assert updates == sorted(set(updates)), "the full export is not strictly increasing"
-    seen, horizon = recorded_search_contacts(vcr)
+    seen, horizon = recorded_search_records(vcr)
     expected = {cid for cid, ms in seen.items() if ms <= horizon}
     got = [e["_id"] for e in full]
     assert set(got) >= expected, f"recorded contacts not exported: {sorted(expected - set(got))[:10]}"
@@ -130,3 +133,42 @@ def test_cassettes_hold_no_credentials() -> None:
         for interaction in yaml.safe_load(text)["interactions"]:
             headers = {k.lower() for k in interaction["request"]["headers"]}
             assert "authorization" not in headers, f"{path.name}: Authorization was recorded"
+
+
+@pytest.fixture(name="crm")
+def _crm(target: tuple[str, str]) -> Iterator[Crm]:
+    base_url, token = target
+    settings = Settings(token=token, base_url=base_url, settle_seconds=SETTLE_SECONDS,
+                        search_page_size=50, search_rate_per_second=4, max_retries=0,
+                        search_concurrency=1, include_deleted=False)
+    client = HubSpotClient(settings)
+    yield Crm(client, settings)
+    client.close()
+
+
+@pytest.mark.vcr
+def test_other_types_custom_objects_and_associations(crm: Crm, vcr) -> None:
+    """Replaying HubSpot's answers for other object types: the schemas API names a custom
+    object, whose export (by its fully qualified name) holds every record its recorded
+    searches carried; a deals export with associations gives every deal the contacts that
+    the recorded v4 answers hold for it, all pages joined."""
+    kind = crm.types.resolve(CUSTOM_OBJECT)
+    schemas = [json.loads(response["body"]["string"]) for request, response in vcr.data
+               if request.path.endswith("/crm/v3/schemas")]
+    assert kind.path in {s["objectTypeId"] for s in schemas[0]["results"]}, schemas
+    custom = list(crm.entities(kind, START_POSITION, None, ExportStats()))
+    seen, horizon = recorded_search_records(vcr, f"/objects/{kind.path}/search", "hs_lastmodifieddate")
+    assert {e["_id"] for e in custom} >= {i for i, ms in seen.items() if ms <= horizon}, "custom records lost"
+
+    deals = list(crm.entities(crm.types.resolve("deals"), START_POSITION, None, ExportStats(),
+                              (crm.types.resolve("contacts"),)))
+    recorded: dict[str, set[str]] = {}
+    for request, response in vcr.data:
+        if "/crm/v4/associations/deals/contacts/batch/read" in request.path:
+            for result in json.loads(response["body"]["string"]).get("results", []):
+                recorded.setdefault(str(result["from"]["id"]), set()).update(
+                    str(to["toObjectId"]) for to in result["to"])
+    assert deals and recorded, "the cassette holds no deals or no association answers"
+    for deal in deals:
+        got = {a["id"] for a in deal["associations"]["contacts"]}
+        assert got == recorded.get(deal["id"], set()), f"deal {deal['id']}: {got} vs {recorded.get(deal['id'])}"

@@ -10,6 +10,7 @@ import requests
 from starlette.testclient import TestClient
 
 from app.sandbox import Sandbox, SandboxServer
+from app.sandbox.associations import PAGE_SIZE as ASSOCIATION_PAGE
 
 from .sesam import settle
 
@@ -168,21 +169,22 @@ def custom_schemas(server: SandboxServer, sandbox: Sandbox) -> list[dict]:
 class TestAssociations:
     def test_every_entity_carries_all_its_associations(self, service: TestClient,
                                                       sandbox: Sandbox) -> None:
-        """With `associations`, every live deal carries all its associated contacts and
-        companies, as HubSpot holds them (ids and association types, labels included), also
-        the deals with more associations than one page of HubSpot's answer."""
-        entities = objects(service, "deals", associations="contacts,companies")
-        assert entities, "no deals"
-        for kind in ("contacts", "companies"):
+        """With `associations`, every live company carries all its associated contacts and
+        deals, as HubSpot holds them (ids and association types, labels included), also the
+        companies with more associations than one page of HubSpot's answer."""
+        entities = objects(service, "companies", associations="contacts,deals")
+        assert entities, "no companies"
+        for kind in ("contacts", "deals"):
             for entity in entities:
-                truth = sorted(sandbox.associations("deals", entity["id"], kind), key=lambda a: int(a[0]))
+                truth = sorted(sandbox.associations("companies", entity["id"], kind), key=lambda a: int(a[0]))
                 got = [(a["id"], a["types"]) for a in entity["associations"][kind]]
                 assert [i for i, _ in got] == [str(i) for i, _ in truth], (
-                    f"deal {entity['id']} {kind}: {[i for i, _ in got][:10]} vs truth {[i for i, _ in truth][:10]}")
-                assert [t for _, t in got] == [list(t) for _, t in truth], f"deal {entity['id']} {kind} types"
+                    f"company {entity['id']} {kind}: {[i for i, _ in got][:10]} vs truth {[i for i, _ in truth][:10]}")
+                assert [t for _, t in got] == [list(t) for _, t in truth], f"company {entity['id']} {kind} types"
         sizes = [len(e["associations"]["contacts"]) for e in entities]
         assert max(sizes) > ASSOCIATION_PAGE and min(sizes) == 0, (
-            f"the portal must hold a deal with more than a page of contacts and one without any: {max(sizes)}, {min(sizes)}")
+            f"the portal must hold a company with more than a page of contacts and one without any: "
+            f"{max(sizes)}, {min(sizes)}")
 
     def test_association_reads_cost_a_call_per_thousand_records(self, service: TestClient,
                                                                 sandbox: Sandbox) -> None:
@@ -190,12 +192,12 @@ class TestAssociations:
         extra page of a record with many; a changed association reaches Sesam with the
         record's next change."""
         sandbox.reset_counters()
-        entities = objects(service, "deals", associations="contacts")
+        entities = objects(service, "companies", associations="contacts")
         extra_pages = sum(max(0, -(-len(e["associations"]["contacts"]) // ASSOCIATION_PAGE) - 1)
                           for e in entities)
         calls = [r for r in sandbox.request_log if "/crm/v4/associations/" in r["path"]]
         assert len(calls) <= -(-len(entities) // 1000) + extra_pages, (
-            f"{len(calls)} association calls for {len(entities)} deals and {extra_pages} extra pages")
+            f"{len(calls)} association calls for {len(entities)} companies and {extra_pages} extra pages")
 
     def test_a_changed_association_comes_with_the_records_next_change(self, service: TestClient,
                                                                      sandbox: Sandbox) -> None:
