@@ -504,6 +504,25 @@ def b8_associations(sizes: Sizes, notes: list[str]) -> list[Row]:
     ]
 
 
+def b9_memory_per_type(sizes: Sizes, notes: list[str]) -> list[Row]:
+    """Peak RSS after a full export of contacts, then after a full export of every other
+    type too (one exporter, archived snapshot and catalogue per type): memory should not
+    grow with the number of types."""
+    with portal(sizes.b7_contacts) as (sandbox, service, http):
+        consume(http, service.url, path="/objects/contacts")
+        one = service.vm_hwm_kb()
+        kinds = [k for k in ("companies", "deals", "tickets", "products", "line_items", "quotes", "calls",
+                             "emails", "meetings", "notes", "tasks")]
+        for kind in kinds:
+            export = consume(http, service.url, path=f"/objects/{kind}")
+            expect(export.entities, len(sandbox.truth(kind)["live"]), f"B9 {kind}", notes)
+        every = service.vm_hwm_kb()
+    growth = every - one
+    return [Row("B9", f"peak RSS after full exports of all {len(kinds) + 1} types", megabytes(every),
+                f"{megabytes(one)} (contacts only)", f"+{megabytes(growth)}", "growth <= 25 MB", growth <= 25 * MB,
+                {"vm_hwm_kb_contacts": one, "vm_hwm_kb_all": every, "types": len(kinds) + 1})]
+
+
 CASES: dict[str, Callable[[Sizes, list[str]], list[Row]]] = {
     "B1": b1_serving_overhead,
     "B2": b2_latency_hiding,
@@ -513,4 +532,5 @@ CASES: dict[str, Callable[[Sizes, list[str]], list[Row]]] = {
     "B6": b6_tutorial,
     "B7": b7_shared_budget,
     "B8": b8_associations,
+    "B9": b9_memory_per_type,
 }
