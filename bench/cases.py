@@ -21,6 +21,7 @@ import requests
 from app.config import Settings
 from app.continuation import START, KeysetWalk, contact_key, join_overlapping
 from app.hubspot import HubSpotClient, search_body
+from app.objects import STANDARD_NAMES
 from app.sandbox.associations import PAGE_SIZE as ASSOCIATION_PAGE
 
 from .consume import Export, consume
@@ -511,8 +512,7 @@ def b9_memory_per_type(sizes: Sizes, notes: list[str]) -> list[Row]:
     with portal(sizes.b7_contacts) as (sandbox, service, http):
         consume(http, service.url, path="/objects/contacts")
         one = service.vm_hwm_kb()
-        kinds = [k for k in ("companies", "deals", "tickets", "products", "line_items", "quotes", "calls",
-                             "emails", "meetings", "notes", "tasks")]
+        kinds = [k for k in STANDARD_NAMES if k != "contacts"]
         for kind in kinds:
             export = consume(http, service.url, path=f"/objects/{kind}")
             expect(export.entities, len(sandbox.truth(kind)["live"]), f"B9 {kind}", notes)
