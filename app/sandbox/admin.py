@@ -12,22 +12,40 @@ if TYPE_CHECKING:
     from .portal import Sandbox
 
 
-def handle_admin(sandbox: Sandbox, method: str, path: str, payload: Any, valid_json: bool) -> _Reply:
-    """The unauthenticated /_sandbox/ surface for tests and benchmarks in another process."""
+def handle_admin(sandbox: Sandbox, method: str, path: str, payload: Any, valid_json: bool,
+                 query: dict[str, list[str]] | None = None) -> _Reply:
+    """The unauthenticated /_sandbox/ surface for tests and benchmarks in another process.
+
+    Record changes and the truth concern contacts unless the body's "type" (the truth's
+    ?type=) names another object type."""
     body = payload if isinstance(payload, dict) else {}
+    # Popped, so that a body of knobs or a fault never sees it.
+    kind = {"object_type": str(body.pop("type", (query or {}).get("type", ["contacts"])[-1]))}
 
     def ids() -> list[str]:
         if not isinstance(body.get("ids"), list):
-            raise ValueError("'ids' must be a list of contact ids")
+            raise ValueError("'ids' must be a list of record ids")
         return body["ids"]
 
+    def link() -> tuple[str, str, str, str]:
+        """from_type, from_id, to_type and to_id of the body ("id" for "from_id" reads too)."""
+        return (str(body.get("from_type", "contacts")), str(body.get("from_id", body.get("id"))),
+                str(body.get("to_type")), str(body.get("to_id")))
+
     actions: dict[tuple[str, str], Callable[[], dict | None]] = {
-        ("GET", "/_sandbox/truth"): lambda: {"now_ms": sandbox.now_ms(), "live": sandbox.live(), "archived": sandbox.archived()},
-        ("POST", "/_sandbox/contacts"): lambda: {"ids": sandbox.create(body.get("count", 1), body.get("properties"))},
-        ("POST", "/_sandbox/modify"): lambda: sandbox.modify(ids(), body.get("properties")),
-        ("POST", "/_sandbox/archive"): lambda: sandbox.archive(ids()),
-        ("POST", "/_sandbox/restore"): lambda: sandbox.restore(ids()),
-        ("POST", "/_sandbox/merge"): lambda: sandbox.merge(str(body.get("primary")), str(body.get("secondary"))),
+        ("GET", "/_sandbox/truth"): lambda: {"now_ms": sandbox.now_ms(), "live": sandbox.live(**kind),
+                                             "archived": sandbox.archived(**kind)},
+        ("POST", "/_sandbox/contacts"): lambda: {"ids": sandbox.create(body.get("count", 1), body.get("properties"),
+                                                                       **kind)},
+        ("POST", "/_sandbox/modify"): lambda: sandbox.modify(ids(), body.get("properties"), **kind),
+        ("POST", "/_sandbox/archive"): lambda: sandbox.archive(ids(), **kind),
+        ("POST", "/_sandbox/restore"): lambda: sandbox.restore(ids(), **kind),
+        ("POST", "/_sandbox/merge"): lambda: sandbox.merge(str(body.get("primary")), str(body.get("secondary")),
+                                                           **kind),
+        ("POST", "/_sandbox/associations"): lambda: {"results": [
+            {"id": to_id, "types": types} for to_id, types in sandbox.associations(*link()[:3])]},
+        ("POST", "/_sandbox/associate"): lambda: sandbox.associate(*link(), body.get("label")),
+        ("POST", "/_sandbox/dissociate"): lambda: sandbox.dissociate(*link()),
         ("POST", "/_sandbox/clock"): lambda: _admin_clock(sandbox, body),
         ("POST", "/_sandbox/config"): lambda: _admin_config(sandbox, body),
         ("POST", "/_sandbox/faults"): lambda: sandbox.inject(Fault(**body)),
@@ -35,6 +53,7 @@ def handle_admin(sandbox: Sandbox, method: str, path: str, payload: Any, valid_j
         ("GET", "/_sandbox/stats"): lambda: {"requests": dict(sandbox._counts)},
         ("POST", "/_sandbox/stats/reset"): sandbox.reset_counters,
     }
+    actions[("POST", "/_sandbox/objects")] = actions[("POST", "/_sandbox/contacts")]
     action = actions.get((method, path))
     try:
         if action is None:
@@ -65,10 +84,17 @@ def _admin_config(sandbox: Sandbox, body: dict) -> dict:
         "reorder_ties_per_request": bool, "archived_list_lag_ms": int, "search_lag_jitter_ms": int,
         "search_drop_lag_ms": int, "date_skew_ms": int,
         "archived_at_is_modified": bool,
+        "scopes": _scopes,
     }
     unknown = set(body) - set(knobs)
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)}; known: {sorted(knobs)}")
     for name, value in body.items():
-        setattr(sandbox, name, None if value is None else knobs[name](value))
-    return {name: getattr(sandbox, name) for name in knobs}
+        setattr(sandbox, name, None if value is None and name != "scopes" else knobs[name](value))
+    return {name: sorted(value) if isinstance(value := getattr(sandbox, name), set) else value for name in knobs}
+
+
+def _scopes(value: Any) -> set[str]:
+    if not isinstance(value, list) or not all(isinstance(scope, str) for scope in value):
+        raise ValueError("scopes must be a list of scope names")
+    return set(value)

@@ -23,8 +23,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sandbox = Sandbox(contacts=args.contacts, seed=args.seed, token=args.token)
     sandbox.search_lag_ms = args.search_lag_ms
     with SandboxServer(sandbox, args.port) as server:
-        print(f"HubSpot sandbox serving {args.contacts} contacts ({len(sandbox.archived())} of them "
-              f"deleted) at {server.url} "
+        print(f"HubSpot sandbox serving {sandbox.summary()} at {server.url} "
               f"(Authorization: Bearer {sandbox.token}); Ctrl-C stops it.", flush=True)
         try:
             threading.Event().wait()

@@ -10,13 +10,14 @@ from http import HTTPStatus
 
 from .common import _error, _rate_limited, _Reply
 
-_ENDPOINTS = frozenset({"search", "list", "properties"}) | {"any"}
+_ENDPOINTS = frozenset({"search", "list", "properties", "read", "schemas", "associations", "any"})
 _FAULT_KINDS = frozenset({"status", "hang", "close", "rate_limit", "daily"})
 
 
 @dataclass
 class Fault:
-    """A scripted misbehaviour for API requests to `endpoint` ("search", "list", "properties" or "any").
+    """A scripted misbehaviour for API requests to `endpoint` ("search", "list", "properties",
+    "read", "schemas", "associations" or "any"), whatever the object type.
 
     kind "status" answers status/body/headers instead of the real answer; "hang" sleeps
     `seconds` of real time and then answers normally; "close" sends 200 headers with the real

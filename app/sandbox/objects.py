@@ -244,3 +244,195 @@ CONTACTS = _ObjectType(
     _HUBSPOT_PROPERTIES, MappingProxyType(_GENERATORS), ("firstname", "lastname", "email", "phone", "company"),
     ("crm.objects.contacts.read",), mergeable=True,
 )
+
+
+# --------------------------------------------------------------------------- the other object types
+
+
+def _generic_value(prop: _Property, cid: int, tie: int) -> str | None:
+    """A plausible value for a built-in property without a generator of its own."""
+    h = _hash(tie, prop.name)
+    if h % 9 == 0:
+        return None
+    h >>= 8
+    if prop.options:
+        return prop.options[h % len(prop.options)]
+    if prop.type == "number":
+        return str(h % 5_000)
+    if prop.type == "datetime":
+        return _iso(_CUSTOM_DATE_BASE + h % _CUSTOM_DATE_SPAN)
+    return f"{prop.label} {cid}"
+
+
+def _words(*names: str) -> Callable[[int, int], str | None]:
+    """A generator joining a pick from each word list named (see _WORDS) into one text."""
+    return lambda cid, tie: " ".join(_pick(tie, name, _WORDS[name]) for name in names)
+
+
+_WORDS: dict[str, tuple[str, ...]] = {
+    "adjective": ("Annual", "Premium", "Starter", "Enterprise", "Nordic", "Rapid", "Custom", "Cloud"),
+    "thing": ("licence", "support plan", "onboarding", "integration", "hardware bundle", "training", "audit"),
+    "problem": ("Cannot log in", "Invoice is wrong", "Export fails", "Slow dashboard", "Password reset",
+                "Data missing after import", "Feature request"),
+    "topic": ("Follow-up", "Demo", "Pricing", "Renewal", "Kick-off", "Quarterly review", "Intro"),
+    "make": ("Volvo", "Tesla", "Toyota", "Volkswagen", "Polestar", "Ford", "Kia"),
+    "model": ("XC40", "Model 3", "Corolla", "ID.4", "2", "Mustang Mach-E", "EV6"),
+}
+
+
+def _company_name(cid: int, tie: int) -> str:
+    # The id keeps names apart: HubSpot does not require it, but it makes test output readable.
+    return f"{_pick(tie, 'name', _COMPANIES)} {cid}"
+
+
+def _domain(cid: int, tie: int) -> str:
+    return f"{re.sub(r'[^a-z]', '', _pick(tie, 'name', _COMPANIES).lower())}{cid}.example"
+
+
+def _props(*specs: tuple) -> tuple[_Property, ...]:
+    """Properties from (name, label, type, field_type[, options]) tuples."""
+    return tuple(_Property(*spec[:4], options=tuple(spec[4]) if len(spec) > 4 else ()) for spec in specs)
+
+
+def _stamps(created: str, modified: str = "hs_lastmodifieddate") -> tuple[_Property, ...]:
+    return _props((created, "Create Date", "datetime", "date"), (modified, "Last Modified Date", "datetime", "date"),
+                  ("hs_object_id", "Record ID", "number", "number"))
+
+
+_ENGAGEMENT = ("crm.objects.contacts.read",)
+_COMMERCE = ("e-commerce",)
+_PRIORITIES = ("LOW", "MEDIUM", "HIGH")
+
+
+def _object_type(name: str, type_id: str, singular: str, first_id: int, created: str, shown: tuple[str, ...],
+                 properties: tuple[_Property, ...], generators: dict, scopes: tuple[str, ...],
+                 mergeable: bool = False) -> _ObjectType:
+    """A built-in type whose modification property is hs_lastmodifieddate, as for every type but contacts."""
+    return _ObjectType(
+        name, type_id, singular, f"{singular.replace('_', '')}information", "hs_lastmodifieddate", (created,),
+        (*shown, created, "hs_lastmodifieddate", "hs_object_id"), (*properties, *_stamps(created)),
+        MappingProxyType(generators), shown[:3], scopes, first_id, mergeable,
+    )
+
+
+_STANDARD_TYPES = (
+    _object_type(
+        "companies", "0-2", "company", 1_000_001, "createdate", ("name", "domain"),
+        (*_props(("name", "Company name", "string", "text"), ("domain", "Company Domain Name", "string", "text"),
+                 ("industry", "Industry", "enumeration", "select",
+                  ("COMPUTER_SOFTWARE", "RETAIL", "BANKING", "LOGISTICS_AND_SUPPLY_CHAIN", "HOSPITAL_HEALTH_CARE")),
+                 ("phone", "Phone Number", "string", "phonenumber"), ("city", "City", "string", "text"),
+                 ("country", "Country/Region", "string", "text"),
+                 ("numberofemployees", "Number of Employees", "number", "number"),
+                 ("annualrevenue", "Annual Revenue", "number", "number"),
+                 ("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", _STAGES)),
+         _Property("hs_merged_object_ids", "Merged Company IDs", "enumeration", "checkbox")),
+        {"name": _company_name, "domain": _domain, "phone": lambda cid, tie: _phone(tie),
+         "city": _city_part(0), "country": _city_part(1), "hs_merged_object_ids": lambda cid, tie: None},
+        ("crm.objects.companies.read",), mergeable=True,
+    ),
+    _object_type(
+        "deals", "0-3", "deal", 2_000_001, "createdate", ("dealname", "amount", "dealstage", "pipeline", "closedate"),
+        _props(("dealname", "Deal Name", "string", "text"), ("amount", "Amount", "number", "number"),
+               ("dealstage", "Deal Stage", "enumeration", "radio",
+                ("appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin",
+                 "contractsent", "closedwon", "closedlost")),
+               ("pipeline", "Pipeline", "enumeration", "select", ("default",)),
+               ("closedate", "Close Date", "datetime", "date"),
+               ("dealtype", "Deal Type", "enumeration", "radio", ("newbusiness", "existingbusiness"))),
+        {"dealname": _words("adjective", "thing")}, ("crm.objects.deals.read",),
+    ),
+    _object_type(
+        "tickets", "0-5", "ticket", 3_000_001, "createdate", ("subject", "content", "hs_pipeline", "hs_pipeline_stage"),
+        _props(("subject", "Ticket name", "string", "text"), ("content", "Ticket description", "string", "textarea"),
+               ("hs_pipeline", "Pipeline", "enumeration", "select", ("0",)),
+               ("hs_pipeline_stage", "Ticket status", "enumeration", "select", ("1", "2", "3", "4")),
+               ("hs_ticket_priority", "Priority", "enumeration", "select", _PRIORITIES),
+               ("hs_ticket_category", "Category", "enumeration", "checkbox",
+                ("PRODUCT_ISSUE", "BILLING_ISSUE", "FEATURE_REQUEST", "GENERAL_INQUIRY"))),
+        {"subject": _words("problem")}, ("tickets",),
+    ),
+    _object_type(
+        "products", "0-7", "product", 4_000_001, "createdate", ("name", "description", "price"),
+        _props(("name", "Name", "string", "text"), ("description", "Description", "string", "textarea"),
+               ("price", "Unit price", "number", "number"), ("hs_sku", "SKU", "string", "text")),
+        {"name": _words("adjective", "thing")}, _COMMERCE,
+    ),
+    _object_type(
+        "line_items", "0-8", "line_item", 5_000_001, "createdate", ("name", "quantity", "price", "amount"),
+        _props(("name", "Name", "string", "text"), ("quantity", "Quantity", "number", "number"),
+               ("price", "Unit price", "number", "number"), ("amount", "Net price", "number", "number"),
+               ("hs_product_id", "Product ID", "number", "number")),
+        {"name": _words("adjective", "thing")}, _COMMERCE,
+    ),
+    _object_type(
+        "quotes", "0-14", "quote", 6_000_001, "hs_createdate", ("hs_title", "hs_expiration_date", "hs_status"),
+        _props(("hs_title", "Quote name", "string", "text"), ("hs_expiration_date", "Expiration date", "datetime", "date"),
+               ("hs_status", "Quote approval status", "enumeration", "select",
+                ("DRAFT", "PENDING_APPROVAL", "APPROVED", "APPROVAL_NOT_NEEDED")),
+               ("hs_quote_amount", "Quote amount", "number", "number")),
+        {"hs_title": _words("adjective", "thing")}, _COMMERCE,
+    ),
+    _object_type(
+        "calls", "0-48", "call", 7_000_001, "hs_createdate", ("hs_call_title", "hs_timestamp"),
+        _props(("hs_call_title", "Call Title", "string", "text"), ("hs_call_body", "Call notes", "string", "html"),
+               ("hs_call_duration", "Call duration", "number", "number"),
+               ("hs_call_direction", "Call direction", "enumeration", "select", ("INBOUND", "OUTBOUND")),
+               ("hs_call_status", "Call status", "enumeration", "select",
+                ("COMPLETED", "BUSY", "NO_ANSWER", "FAILED", "CANCELED")),
+               ("hs_timestamp", "Activity date", "datetime", "date")),
+        {"hs_call_title": _words("topic")}, _ENGAGEMENT,
+    ),
+    _object_type(
+        "emails", "0-49", "email", 8_000_001, "hs_createdate", ("hs_email_subject", "hs_timestamp"),
+        _props(("hs_email_subject", "Email subject", "string", "text"), ("hs_email_text", "Email body", "string", "text"),
+               ("hs_email_direction", "Email direction", "enumeration", "select",
+                ("EMAIL", "INCOMING_EMAIL", "FORWARDED_EMAIL")),
+               ("hs_email_status", "Email send status", "enumeration", "select", ("SENT", "BOUNCED", "FAILED")),
+               ("hs_timestamp", "Activity date", "datetime", "date")),
+        {"hs_email_subject": _words("topic")}, _ENGAGEMENT,
+    ),
+    _object_type(
+        "meetings", "0-47", "meeting", 9_000_001, "hs_createdate", ("hs_meeting_title", "hs_timestamp"),
+        _props(("hs_meeting_title", "Meeting name", "string", "text"),
+               ("hs_meeting_body", "Meeting description", "string", "html"),
+               ("hs_meeting_start_time", "Start time", "datetime", "date"),
+               ("hs_meeting_end_time", "End time", "datetime", "date"),
+               ("hs_meeting_outcome", "Meeting outcome", "enumeration", "select",
+                ("SCHEDULED", "COMPLETED", "RESCHEDULED", "NO_SHOW", "CANCELED")),
+               ("hs_timestamp", "Activity date", "datetime", "date")),
+        {"hs_meeting_title": _words("topic")}, _ENGAGEMENT,
+    ),
+    _object_type(
+        "notes", "0-46", "note", 10_000_001, "hs_createdate", ("hs_note_body", "hs_timestamp"),
+        _props(("hs_note_body", "Note body", "string", "html"), ("hs_timestamp", "Activity date", "datetime", "date")),
+        {"hs_note_body": _words("topic")}, _ENGAGEMENT,
+    ),
+    _object_type(
+        "tasks", "0-27", "task", 11_000_001, "hs_createdate", ("hs_task_subject", "hs_task_status", "hs_timestamp"),
+        _props(("hs_task_subject", "Task Title", "string", "text"), ("hs_task_body", "Notes", "string", "html"),
+               ("hs_task_status", "Task Status", "enumeration", "select",
+                ("NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED")),
+               ("hs_task_priority", "Priority", "enumeration", "select", _PRIORITIES),
+               ("hs_timestamp", "Due date", "datetime", "date")),
+        {"hs_task_subject": _words("topic")}, _ENGAGEMENT,
+    ),
+)
+
+# The portal's custom object (its objectTypeId and name are the portal's own, like in HubSpot).
+CUSTOM_OBJECT_SCOPE = "crm.objects.custom.read"
+_CARS = _object_type(
+    "cars", "2-3508482", "car", 12_000_001, "hs_createdate", ("vin", "make", "model"),
+    _props(("vin", "VIN", "string", "text"), ("make", "Make", "string", "text"), ("model", "Model", "string", "text"),
+           ("year", "Year", "number", "number"), ("price", "Price", "number", "number")),
+    {"vin": lambda cid, tie: f"VIN{_hash(tie, 'vin') % 10**14:014d}", "make": _words("make"),
+     "model": _words("model"), "year": lambda cid, tie: str(2012 + _hash(tie, 'year') % 14)},
+    (CUSTOM_OBJECT_SCOPE,),
+)
+CUSTOM_TYPES = (_CARS,)
+OBJECT_TYPES = (CONTACTS, *_STANDARD_TYPES, *CUSTOM_TYPES)
+# How many of each type a portal of N contacts holds, unless asked for otherwise.
+SHARE_OF_CONTACTS = {
+    "companies": 10, "deals": 5, "tickets": 10, "products": 50, "line_items": 5, "quotes": 20,
+    "calls": 10, "emails": 10, "meetings": 20, "notes": 10, "tasks": 10, "cars": 20,
+}

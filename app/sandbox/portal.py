@@ -6,29 +6,54 @@ import base64
 import binascii
 import dataclasses
 import random
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from .associations import PAGE_SIZE as _ASSOCIATION_PAGE
+from .associations import _Associations
 from .common import (
-    _AUTH_MESSAGE, _DEFAULT_LIMIT, _LIST_MAX_LIMIT, _LOG_LIMIT, _MAX_TARGET, _NEG_INF, _ApiError,
-    _bad_request, _error, _int_param, _Reply, _Request,
+    _AUTH_MESSAGE, _DAY_MS, _DEFAULT_LIMIT, _LIST_MAX_LIMIT, _LOG_LIMIT, _MAX_TARGET, _NEG_INF, _ApiError, _as_int,
+    _bad_request, _error, _error_body, _int_param, _iso, _Reply, _Request,
 )
 from .faults import Fault, _Gate
-from .objects import CONTACTS, _custom_property
+from .objects import CONTACTS, CUSTOM_TYPES, OBJECT_TYPES, SHARE_OF_CONTACTS, _custom_property
 from .store import _Store
 
-_ROUTES = {
-    ("GET", "/crm/v3/properties/contacts"): "properties",
-    ("GET", "/crm/v3/objects/contacts"): "list",
-    ("POST", "/crm/v3/objects/contacts/search"): "search",
-}
+# (method, path pattern) -> endpoint; the groups are object types, then a record id.
+_ROUTES = (
+    ("GET", re.compile(r"/crm/v3/properties/([^/]+)"), "properties"),
+    ("GET", re.compile(r"/crm/v3/objects/([^/]+)"), "list"),
+    ("POST", re.compile(r"/crm/v3/objects/([^/]+)/search"), "search"),
+    ("GET", re.compile(r"/crm/v3/objects/([^/]+)/([^/]+)"), "read"),
+    ("GET", re.compile(r"/crm/v3/schemas"), "schemas"),
+    ("POST", re.compile(r"/crm/v4/associations/([^/]+)/([^/]+)/batch/read"), "associations"),
+)
+_TYPE_GROUPS = {"properties": 1, "list": 1, "search": 1, "read": 1, "schemas": 0, "associations": 2}
+PORTAL_ID = 24_601_042
+_MAX_BATCH_INPUTS = 1_000
+_SCHEMAS_SCOPE = "crm.schemas.custom.read"
+ALL_SCOPES = frozenset({_SCHEMAS_SCOPE, *(scope for object_type in OBJECT_TYPES for scope in object_type.scopes)})
+_SCOPES_LINK = "https://developers.hubspot.com/scopes"
 
 
 class Sandbox:
     """State and behaviour of a fake HubSpot portal.  Thread-safe: one lock guards all state.
+
+    Object types: `object_types` lists them (contacts first; "cars" is the custom object,
+    objectTypeId 2-3508482).  Every record method (create, modify, archive,
+    modify_and_archive, restore, merge, live, archived, merged, record, search_visible_at)
+    concerns contacts unless given `object_type=` (a name, an objectTypeId or a custom
+    object's fully qualified name); contact(id) is record(id).  Sandbox(contacts=N) seeds N
+    contacts and a share of N of each other type (companies N/10, deals N/5, ...: see
+    SHARE_OF_CONTACTS), unless objects={"deals": 50_000, ...} says otherwise; the other
+    types are seeded on first use, so a portal only used for contacts costs what it did.
+    associations(from_type, from_id, to_type) is the truth of the v4 associations;
+    associate()/dissociate() change them without moving any modification time.
 
     The clock is frozen at `now_ms` when given (it moves only by advance()/set_now()), else it
     follows the wall clock plus what advance() added.  Writes take effect at the current
@@ -37,15 +62,18 @@ class Sandbox:
 
     * search_lag_ms: a write becomes visible to search this long (sandbox clock) after it happened;
     * search_rate_per_second: searches admitted per rolling real second (None: unlimited), beyond -> 429;
-    * general_rate_per_10s: the same for list and properties per rolling 10 s, with X-HubSpot-RateLimit headers;
+    * general_rate_per_10s: the same for every other call (list, read, properties, schemas,
+      associations) per rolling 10 s, with X-HubSpot-RateLimit headers;
     * latency_ms: a real sleep before every API response, for benchmarks;
     * archived_at_is_modified: archivedAt shows the record's last-modified time instead of
       its deletion time, as HubSpot's changelog says it did for contacts.
+    * scopes: the read scopes the token has (all of ALL_SCOPES by default); a request for a
+      type none of whose scopes the token has is HubSpot's 403 MISSING_SCOPES.
 
     HubSpot's worst habits, each off by default (the quick start and most tests keep the
     kinder portal) and switched on by the tests that need them:
 
-    * reorder_ties_per_request: contacts that share a sort value come back in a different
+    * reorder_ties_per_request: records that share a sort value come back in a different
       order on every request (by default the order is shuffled but the same every time);
     * archived_list_lag_ms: an archived contact shows in the archived listing only this long
       after its archivedAt;
@@ -70,9 +98,15 @@ class Sandbox:
         now_ms: int | None = None,
         archived_fraction: float = 0.02,
         custom_properties: int = 20,
+        objects: Mapping[str, int] | None = None,
     ) -> None:
         if contacts < 0 or custom_properties < 0 or not 0 <= archived_fraction <= 1:
             raise ValueError("contacts and custom_properties must be >= 0 and archived_fraction within [0, 1]")
+        counts = {name: contacts // share for name, share in SHARE_OF_CONTACTS.items()}
+        for name, count in (objects or {}).items():
+            if name not in counts or count < 0:
+                raise ValueError(f"objects must map the other types {sorted(counts)} to counts >= 0, not {name!r}")
+            counts[name] = count
         self.token = token
         self.search_lag_ms: int = 0
         self.search_rate_per_second: int | None = None
@@ -84,6 +118,7 @@ class Sandbox:
         self.search_drop_lag_ms: int = 0
         self.date_skew_ms: int = 0
         self.archived_at_is_modified: bool = False
+        self.scopes: set[str] = set(ALL_SCOPES)
         self.request_log: list[dict] = []
         self._searches_answered = 0  # salts the tie order when it changes per request
 
@@ -97,11 +132,24 @@ class Sandbox:
         contacts_type = dataclasses.replace(
             CONTACTS, properties=(*CONTACTS.properties, *map(_custom_property, range(1, custom_properties + 1))))
         self._stores: dict[str, _Store] = {"contacts": _Store(self, contacts_type, seed, random.Random(seed))}
+        for object_type in OBJECT_TYPES[1:]:
+            store = _Store(self, object_type, seed, random.Random(f"{seed}/{object_type.name}"))
+            # Seeded on first use: most tests never touch a type but contacts.
+            store.unseeded = (counts[object_type.name], archived_fraction)
+            self._stores[object_type.name] = store
+        # Every name HubSpot takes for a type: its name, its objectTypeId, and a custom
+        # object's fully qualified name.
+        self._aliases: dict[str, str] = {}
+        for object_type in OBJECT_TYPES:
+            self._aliases.update(dict.fromkeys((object_type.name, object_type.type_id), object_type.name))
+        for object_type in CUSTOM_TYPES:
+            self._aliases[f"p{PORTAL_ID}_{object_type.name}"] = object_type.name
 
+        self._associations = _Associations(self._store)
         self._gate = _Gate(self._lock)
         self._hook: Callable[[int], None] | None = None
         self._hook_count = 0
-        self._counts: dict[str, int] = dict.fromkeys(("search", "list", "properties"), 0)
+        self._counts: dict[str, int] = dict.fromkeys(_TYPE_GROUPS, 0)
 
         self._stores["contacts"].seed(contacts, archived_fraction)
 
@@ -139,10 +187,27 @@ class Sandbox:
 
     # ----------------------------------------------------------------- records
 
+    @property
+    def object_types(self) -> list[str]:
+        """The names of the object types the portal serves, contacts first."""
+        return list(self._stores)
+
+    def summary(self) -> str:
+        """What the portal holds, for one log line: records per type, deleted ones in brackets."""
+        counts = [(name, len(self.live(name)), len(self.archived(name))) for name in self.object_types]
+        return ", ".join(f"{live + archived} {name} ({archived} deleted)" for name, live, archived in counts)
+
     def _store(self, object_type: str) -> _Store:
-        store = self._stores.get(object_type)
-        if store is None:
-            raise KeyError(f"no object type {object_type!r}")
+        """The store of a type by any of its names; KeyError for a type the portal lacks."""
+        name = self._aliases.get(object_type)
+        if name is None:
+            raise KeyError(f"no object type {object_type!r}; the portal has {self.object_types}")
+        store = self._stores[name]
+        if store.unseeded is not None:
+            with self._lock:
+                if store.unseeded is not None:
+                    store.seed(*store.unseeded)
+                    store.unseeded = None
         return store
 
     def create(self, count: int = 1, properties: dict | None = None, *, object_type: str = "contacts") -> list[str]:
@@ -172,7 +237,10 @@ class Sandbox:
         secondary vanishes (not archived: it leaves search, the list API and the archived
         list), the primary's hs_merged_object_ids gains it (and what had been merged into
         it) and its modification time moves to now."""
-        self._store(object_type).merge(primary, secondary)
+        store = self._store(object_type)
+        with self._lock:
+            store.merge(primary, secondary)
+            self._associations.merged(store._type.name, int(primary), int(secondary))
 
     def merged(self, object_type: str = "contacts") -> dict[str, list[str]]:
         """Live record id -> the ids merged into it (hs_merged_object_ids), for those that have any."""
@@ -194,6 +262,32 @@ class Sandbox:
     def contact(self, id: str) -> dict:
         """record() of a contact."""
         return self.record(id)
+
+    def associations(self, from_type: str, from_id: str, to_type: str) -> list[tuple[str, list[dict]]]:
+        """(id, association types) of every live `to_type` record associated with record
+        `from_id`, in id order: the truth the v4 batch read pages through."""
+        with self._lock:
+            self._store(from_type)._existing([from_id], live=True)
+            names = self._store(from_type)._type.name, self._store(to_type)._type.name
+            return [(str(to_id), types) for to_id, types in
+                    self._associations.associated(names[0], int(from_id), names[1])]
+
+    def associate(self, from_type: str, from_id: str, to_type: str, to_id: str, label: str | None = None) -> None:
+        """Associate two live records (with the association type labelled `label`, or the
+        unlabelled default), as HubSpot does: neither record's modification time moves."""
+        self._change_association(from_type, from_id, to_type, to_id, label, add=True)
+
+    def dissociate(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
+        """Remove every association between two records; no modification time moves."""
+        self._change_association(from_type, from_id, to_type, to_id, None, add=False)
+
+    def _change_association(self, from_type: str, from_id: str, to_type: str, to_id: str, label: str | None,
+                            add: bool) -> None:
+        with self._lock:
+            (a,), (b,) = self._store(from_type)._existing([from_id], live=True), self._store(to_type)._existing(
+                [to_id], live=True)
+            self._associations.change(self._store(from_type)._type.name, a.id, self._store(to_type)._type.name,
+                                      b.id, label, add)
 
     def search_visible_at(self, id: str, object_type: str = "contacts") -> int | None:
         """When search will show the latest write of record `id` (sandbox ms), or None if
@@ -244,9 +338,24 @@ class Sandbox:
 
     # ----------------------------------------------------------------- API entry point
 
+    @staticmethod
+    def _route(request: _Request) -> tuple[str | None, tuple[str, ...]]:
+        for method, pattern, endpoint in _ROUTES:
+            match = pattern.fullmatch(request.path)
+            if match and method == request.method:
+                return endpoint, match.groups()
+        return None, ()
+
+    def _resolve(self, name: str) -> _Store:
+        """The store a type named in a URL stands for; HubSpot's 400 for a name it does not know."""
+        try:
+            return self._store(name)
+        except KeyError:
+            raise _bad_request(f"Unable to infer object type from: {name}") from None
+
     def _handle_api(self, request: _Request) -> tuple[_Reply, bool]:
         """The reply to one API request and whether to cut its body short."""
-        endpoint = _ROUTES.get((request.method, request.path))
+        endpoint, params = self._route(request)
         truncate = False
         if self.latency_ms > 0:
             time.sleep(self.latency_ms / 1000)
@@ -257,6 +366,9 @@ class Sandbox:
             if endpoint is None:
                 raise _error(404, f"No route for {request.method} {request.path}")
             self._authenticate(request)
+            split = _TYPE_GROUPS[endpoint]
+            stores = [self._resolve(name) for name in params[:split]]
+            self._check_scopes([store._type.scopes for store in stores] or [(_SCHEMAS_SCOPE,)])
             fault = self._gate.take_fault(endpoint)
             if fault is not None:
                 if fault.kind == "hang":
@@ -266,8 +378,10 @@ class Sandbox:
                 else:
                     raise _ApiError(fault._reply())
             headers = self._gate.admit(endpoint, self.search_rate_per_second, self.general_rate_per_10s)
-            reply = {"search": self._search_reply, "list": self._list_reply,
-                     "properties": self._properties_reply}[endpoint](request)
+            reply = {"search": self._search_reply, "list": self._list_reply, "properties": self._properties_reply,
+                     "read": self._read_reply, "schemas": self._schemas_reply,
+                     "associations": self._associations_reply}[endpoint](request, *stores,
+                                                                                        *params[split:])
             reply.headers.update(headers)
         except _ApiError as stop:
             reply = stop.reply
@@ -287,29 +401,84 @@ class Sandbox:
         if scheme.lower() != "bearer" or credentials.strip() != self.token:
             raise _error(401, _AUTH_MESSAGE)
 
-    def _properties_reply(self, request: _Request) -> _Reply:
-        return _Reply(200, {"results": self._stores["contacts"].catalogue})
+    def _check_scopes(self, needed: list[tuple[str, ...]]) -> None:
+        """HubSpot's 403 when the token lacks every scope of one of the alternatives needed."""
+        missing = [scopes for scopes in needed if not self.scopes & set(scopes)]
+        if missing:
+            raise _error(403, "This app hasn't been granted all required scopes to make this call. "
+                              f"Read more about required scopes here: {_SCOPES_LINK}.",
+                         errors=[{"message": "One or more of the following scopes are required.",
+                                  "context": {"requiredScopes": list(scopes)}} for scopes in dict.fromkeys(missing)],
+                         links={"scopes": _SCOPES_LINK})
+
+    def _properties_reply(self, request: _Request, store: _Store) -> _Reply:
+        return _Reply(200, {"results": store.catalogue})
+
+    def _read_reply(self, request: _Request, store: _Store, id: str) -> _Reply:
+        """GET /crm/v3/objects/{type}/{id}: one record (a merged-away id answers with its survivor)."""
+        archived = self._archived_param(request)
+        names = store._requested(request.query.get("properties"))
+        with self._lock:
+            version = store.current(id)
+            if version is None or (version.archived_at is not None) != archived:
+                raise _error(404, "Object not found.  objectId are usually numeric.", context={"id": [id]})
+            return _Reply(200, store._render(version, names))
+
+    def _schemas_reply(self, request: _Request) -> _Reply:
+        """GET /crm/v3/schemas: the portal's custom object types."""
+        return _Reply(200, {"results": [self._schema(self._stores[t.name]) for t in CUSTOM_TYPES]})
+
+    def _schema(self, store: _Store) -> dict:
+        object_type = store._type
+        stamp = _iso(self._start_ms - 400 * _DAY_MS)
+        shown = [name for name in object_type.default_properties if name not in object_type.always]
+        return {
+            "id": object_type.type_id.split("-")[1],
+            "objectTypeId": object_type.type_id,
+            "fullyQualifiedName": f"p{PORTAL_ID}_{object_type.name}",
+            "name": object_type.name,
+            "labels": {"singular": object_type.singular.title(), "plural": object_type.name.title()},
+            "primaryDisplayProperty": shown[0],
+            "secondaryDisplayProperties": shown[1:],
+            "requiredProperties": shown[:1],
+            "searchableProperties": list(object_type.query_properties),
+            "properties": store.catalogue,
+            "associations": [],
+            "allowsSensitiveProperties": False,
+            "metaType": "PORTAL_SPECIFIC",
+            "archived": False,
+            "createdAt": stamp,
+            "updatedAt": stamp,
+        }
 
     # ----------------------------------------------------------------- list API
 
-    def _list_reply(self, request: _Request) -> _Reply:
-        query = request.query
-        limit = _int_param(query.get("limit", [None])[-1], "limit", _DEFAULT_LIMIT, 1, _LIST_MAX_LIMIT)
-        archived = query.get("archived", ["false"])[-1].lower()
+    @staticmethod
+    def _archived_param(request: _Request) -> bool:
+        archived = request.query.get("archived", ["false"])[-1].lower()
         if archived not in ("true", "false"):
             raise _bad_request(f"Invalid value {archived!r} for 'archived': must be true or false.")
+        return archived == "true"
+
+    def _list_reply(self, request: _Request, store: _Store) -> _Reply:
+        query = request.query
+        limit = _int_param(query.get("limit", [None])[-1], "limit", _DEFAULT_LIMIT, 1, _LIST_MAX_LIMIT)
+        archived = self._archived_param(request)
         after = self._decode_after(query.get("after", [None])[-1])
-        store = self._stores["contacts"]
         names = store._requested(query.get("properties"))
         with self._lock:
-            results, last = store.list_page(archived == "true", after, limit, names)
+            results, last = store.list_page(archived, after, limit, names)
         body: dict[str, Any] = {"results": results}
         if last is not None:
-            token = base64.urlsafe_b64encode(str(last).encode()).decode().rstrip("=")
+            token = self._encode_after(last)
             link_query = {**query, "after": [token]}
             link = f"{request.base_url}{request.path}?{urlencode(link_query, doseq=True)}"
             body["paging"] = {"next": {"after": token, "link": link}}
         return _Reply(200, body)
+
+    @staticmethod
+    def _encode_after(last: int) -> str:
+        return base64.urlsafe_b64encode(str(last).encode()).decode().rstrip("=")
 
     @staticmethod
     def _decode_after(token: str | None) -> int:
@@ -325,12 +494,51 @@ class Sandbox:
 
     # ----------------------------------------------------------------- search API
 
-    def _search_reply(self, request: _Request) -> _Reply:
+    def _search_reply(self, request: _Request, store: _Store) -> _Reply:
         if not request.valid_json:
             raise _bad_request("Invalid input JSON: the request body is not valid JSON.")
         with self._lock:
-            total, results, end = self._stores["contacts"].search(request.payload)
+            total, results, end = store.search(request.payload)
         body: dict[str, Any] = {"total": total, "results": results}
         if end < total:
             body["paging"] = {"next": {"after": str(end)}}
         return _Reply(200, body)
+
+    # ----------------------------------------------------------------- associations v4
+
+    def _associations_reply(self, request: _Request, source: _Store, target: _Store) -> _Reply:
+        """POST /crm/v4/associations/{from}/{to}/batch/read: each input's associated records,
+        a page of them per input; 207 with an error per input that has none."""
+        inputs = request.payload.get("inputs") if isinstance(request.payload, dict) else None
+        if not request.valid_json or not isinstance(inputs, list) or not all(
+                isinstance(item, dict) and isinstance(item.get("id"), (str, int)) for item in inputs):
+            raise _bad_request('Invalid input JSON: expected {"inputs": [{"id": "…", "after": "…"?}, …]}.')
+        if len(inputs) > _MAX_BATCH_INPUTS:
+            raise _bad_request(f"Too many inputs: a batch holds at most {_MAX_BATCH_INPUTS}, got {len(inputs)}.")
+        started = _iso(self.now_ms())
+        results, errors = [], []
+        with self._lock:
+            for item in inputs:
+                from_id = str(item["id"])
+                after = self._decode_after(item.get("after"))
+                cid = _as_int(from_id)
+                linked = [] if cid is None or not source.is_live(cid) else self._associations.associated(
+                    source._type.name, cid, target._type.name)
+                if not linked:
+                    errors.append(_error_body(
+                        f"No {target._type.singular} is associated with {source._type.singular} {from_id}.",
+                        "OBJECT_NOT_FOUND", subCategory="crm.associations.NO_ASSOCIATIONS_FOUND",
+                        context={"fromObjectId": [from_id]}, errors=[], links={}))
+                    continue
+                start = bisect_right([to_id for to_id, _ in linked], after)
+                page = linked[start:start + _ASSOCIATION_PAGE]
+                result: dict[str, Any] = {"from": {"id": from_id}, "to": [
+                    {"toObjectId": str(to_id), "associationTypes": types} for to_id, types in page]}
+                if start + _ASSOCIATION_PAGE < len(linked):
+                    result["paging"] = {"next": {"after": self._encode_after(page[-1][0])}}
+                results.append(result)
+        body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started,
+                                "completedAt": _iso(self.now_ms())}
+        if errors:
+            body.update(numErrors=len(errors), errors=errors)
+        return _Reply(207 if errors else 200, body)

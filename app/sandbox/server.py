@@ -37,7 +37,9 @@ class _Handler(BaseHTTPRequestHandler):
         target = urlsplit(self.path)
         sandbox = self.server.sandbox
         if target.path.startswith("/_sandbox/"):
-            reply, truncate = handle_admin(sandbox, self.command, target.path, payload, valid_json), False
+            reply = handle_admin(sandbox, self.command, target.path, payload, valid_json,
+                                 parse_qs(target.query))
+            truncate = False
         else:
             request = _Request(
                 self.command, self.path, target.path, parse_qs(target.query, keep_blank_values=True),

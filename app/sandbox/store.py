@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from .common import _DAY_MS, _GOLDEN, _MASK64, _as_int, _iso, _mix, _parse_iso_ms
-from .objects import _custom_value, _ObjectType, _Property, _Version
+from .objects import _custom_value, _generic_value, _ObjectType, _Property, _Version
 from .search import _Searchable
 
 if TYPE_CHECKING:
@@ -35,6 +35,8 @@ class _Store(_Searchable):
         self._merged_into: dict[int, int] = {}  # merged-away id -> the survivor it went into
         self._live_ids: list[int] = []  # sorted
         self._archived_ids: list[int] = []  # sorted
+        self.unseeded: tuple[int, float] | None = None  # (count, archived fraction) still to seed
+        self.seeded_ids: list[int] = []  # the records seeding made, in id order
         self._init_index()
 
     def _now_locked(self) -> int:
@@ -91,6 +93,7 @@ class _Store(_Searchable):
                 archived_at = rng.randint(modified[i] + 1, self._portal._start_ms - 1)
             version = _Version(cid, self._tie(cid), created[i], modified[i], archived_at)
             self._records[cid] = version
+            self.seeded_ids.append(cid)
             if archived_at is None:
                 self._live_ids.append(cid)
                 self._indexed[cid] = version
@@ -204,6 +207,8 @@ class _Store(_Searchable):
         secondary vanishes (not archived: it leaves search, the list API and the archived
         list), the primary's hs_merged_object_ids gains it (and what had been merged into
         it) and its modification time moves to now."""
+        if not self._type.mergeable:
+            raise ValueError(f"HubSpot merges contacts and companies, not {self._type.name}")
         with self._lock:
             now = self._now_locked()
             survivor, gone = self._existing([primary, secondary], live=True)
@@ -239,16 +244,25 @@ class _Store(_Searchable):
         with self._lock:
             return {str(cid): self._records[cid].archived_at for cid in self._archived_ids}
 
+    def is_live(self, cid: int) -> bool:
+        version = self._records.get(cid)
+        return version is not None and version.archived_at is None
+
+    def current(self, id: str) -> _Version | None:
+        """The current version of record `id` (for a merged-away id, its survivor's), or None."""
+        version = self._lookup(id)
+        cid = _as_int(id)
+        if version is None and cid in self._merged_into:
+            while cid in self._merged_into:
+                cid = self._merged_into[cid]
+            version = self._records.get(cid)
+        return version
+
     def record(self, id: str) -> dict:
         """The current HubSpot-shaped object with every property, archived or not (for a
         merged-away id, its survivor, as HubSpot answers); KeyError if unknown."""
         with self._lock:
-            version = self._lookup(id)
-            cid = _as_int(id)
-            if version is None and cid in self._merged_into:
-                while cid in self._merged_into:
-                    cid = self._merged_into[cid]
-                version = self._records.get(cid)
+            version = self.current(id)
             if version is None:
                 raise KeyError(f"no {self._type.singular} with id {id!r}")
             return self._render(version, list(self._properties))
@@ -267,7 +281,10 @@ class _Store(_Searchable):
         generator = self._type.generators.get(name)
         if generator is not None:
             return generator(version.id, version.tie)
-        return _custom_value(self._properties[name], version.tie)
+        prop = self._properties[name]
+        if prop.hubspot_defined:
+            return _generic_value(prop, version.id, version.tie)
+        return _custom_value(prop, version.tie)
 
     def _render(self, version: _Version, names: Iterable[str]) -> dict:
         obj = {
