@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.sandbox import Sandbox
+from app.sandbox import Fault, Sandbox
 
 from .crm import Crm, serve
 from .test_sandbox_objects import NOW
@@ -142,6 +142,14 @@ class TestBatchRead:
         limited = crm.post(batch_path("contacts", "companies"), {"inputs": [{"id": "101"}]})
         assert limited.status_code == 429 and limited.json()["policyName"] == "TEN_SECONDLY_ROLLING", limited.text
         assert crm.admin("GET", "stats").json()["requests"]["associations"] == 2
+
+
+    def test_faults_hit_association_reads(self, crm: Crm, sandbox: Sandbox) -> None:
+        """A fault armed for "associations" hits the next batch read and nothing else."""
+        sandbox.inject(Fault("associations", status=503))
+        assert crm.get("/crm/v3/objects/companies").status_code == 200, "other endpoints pass"
+        assert crm.post(batch_path("contacts", "companies"), {"inputs": [{"id": "101"}]}).status_code == 503
+        assert crm.post(batch_path("contacts", "companies"), {"inputs": [{"id": "101"}]}).status_code in (200, 207)
 
 
 class TestChanges:

@@ -111,8 +111,10 @@ class TestCustomObject:
         assert schema["objectTypeId"] == CARS_ID and schema["name"] == "cars", schema
         assert schema["fullyQualifiedName"].startswith("p") and schema["fullyQualifiedName"].endswith("_cars"), schema
         assert schema["labels"] == {"singular": "Car", "plural": "Cars"}, schema["labels"]
-        names = {entry["name"] for entry in schema["properties"]}
-        assert {"hs_lastmodifieddate", "hs_object_id", schema["primaryDisplayProperty"]} <= names, names
+        by_name = {entry["name"]: entry for entry in schema["properties"]}
+        assert {"hs_lastmodifieddate", "hs_object_id", schema["primaryDisplayProperty"]} <= by_name.keys(), by_name
+        assert "hubspotDefined" not in by_name[schema["primaryDisplayProperty"]], "the portal defined its own properties"
+        assert by_name["hs_lastmodifieddate"]["hubspotDefined"] is True, "HubSpot defines hs_ properties"
 
     def test_served_by_id_and_by_fully_qualified_name(self, crm: Crm, sandbox: Sandbox) -> None:
         """The custom object answers at its objectTypeId, its fully qualified name and its name alike."""
@@ -258,3 +260,14 @@ class TestScopes:
         response = crm.post("/crm/v4/associations/contacts/companies/batch/read", {"inputs": [{"id": "101"}]})
         self.assert_missing(response, "crm.objects.companies.read")
         assert crm.get("/crm/v3/objects/contacts").status_code == 200, "contacts stay readable"
+
+
+def test_summary_says_what_the_portal_holds() -> None:
+    """summary() (the quick start's first line) counts every type's records and deleted ones,
+    the same before and after a type is first used."""
+    sandbox = Sandbox(contacts=500)
+    before = sandbox.summary()
+    expected = ", ".join(f"{len(sandbox.live(name)) + len(sandbox.archived(name))} {name} "
+                         f"({len(sandbox.archived(name))} deleted)" for name in sandbox.object_types)
+    assert before == expected == sandbox.summary(), before
+    assert before.startswith("500 contacts (10 deleted), 50 companies (1 deleted)"), before

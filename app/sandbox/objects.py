@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 import zlib
@@ -423,8 +424,10 @@ _STANDARD_TYPES = (
 CUSTOM_OBJECT_SCOPE = "crm.objects.custom.read"
 _CARS = _object_type(
     "cars", "2-3508482", "car", 12_000_001, "hs_createdate", ("vin", "make", "model"),
-    _props(("vin", "VIN", "string", "text"), ("make", "Make", "string", "text"), ("model", "Model", "string", "text"),
-           ("year", "Year", "number", "number"), ("price", "Price", "number", "number")),
+    # The portal defined these, not HubSpot.
+    tuple(dataclasses.replace(prop, hubspot_defined=False) for prop in _props(
+        ("vin", "VIN", "string", "text"), ("make", "Make", "string", "text"), ("model", "Model", "string", "text"),
+        ("year", "Year", "number", "number"), ("price", "Price", "number", "number"))),
     {"vin": lambda cid, tie: f"VIN{_hash(tie, 'vin') % 10**14:014d}", "make": _words("make"),
      "model": _words("model"), "year": lambda cid, tie: str(2012 + _hash(tie, 'year') % 14)},
     (CUSTOM_OBJECT_SCOPE,),

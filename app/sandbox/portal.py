@@ -194,7 +194,8 @@ class Sandbox:
 
     def summary(self) -> str:
         """What the portal holds, for one log line: records per type, deleted ones in brackets."""
-        counts = [(name, len(self.live(name)), len(self.archived(name))) for name in self.object_types]
+        with self._lock:
+            counts = [(name, *store.counts()) for name, store in self._stores.items()]
         return ", ".join(f"{live + archived} {name} ({archived} deleted)" for name, live, archived in counts)
 
     def _store(self, object_type: str) -> _Store:

@@ -244,6 +244,14 @@ class _Store(_Searchable):
         with self._lock:
             return {str(cid): self._records[cid].archived_at for cid in self._archived_ids}
 
+    def counts(self) -> tuple[int, int]:
+        """(live, archived) records, without seeding a type not seeded yet."""
+        if self.unseeded is not None:
+            count, archived_fraction = self.unseeded
+            archived = round(count * archived_fraction)
+            return count - archived, archived
+        return len(self._live_ids), len(self._archived_ids)
+
     def is_live(self, cid: int) -> bool:
         version = self._records.get(cid)
         return version is not None and version.archived_at is None
