@@ -8,6 +8,8 @@ where HubSpot's types differ (the modification property, the creation property, 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 import pytest
 import requests
@@ -182,6 +184,19 @@ class TestSameBehaviourAsContacts:
                 {"propertyName": "hs_object_id", "operator": "GT", "value": ids[9_999]}]}]}
             assert big.search_ids("deals", by_id) == ids[10_000:], "a keyset on hs_object_id reaches the rest"
 
+    def test_ties_are_shuffled_for_every_type(self, crm: Crm, sandbox: Sandbox) -> None:
+        """Tasks created on one millisecond come back in a shuffled order, and with
+        reorder_ties_per_request in a new order on every request, as contacts do."""
+        ids = sandbox.create(50, object_type="tasks")
+        same_ms = {"filterGroups": [{"filters": [
+            {"propertyName": "hs_lastmodifieddate", "operator": "EQ", "value": str(sandbox.now_ms())}]}],
+            "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}]}
+        first = crm.search_ids("tasks", same_ms)
+        assert sorted(first, key=int) == ids and first != ids, "all of them, not in id order"
+        assert crm.search_ids("tasks", same_ms) == first, "the same order while the knob is off"
+        sandbox.reorder_ties_per_request = True
+        assert crm.search_ids("tasks", same_ms) != first, "a new order on another request"
+
     def test_faults_hit_every_type(self, crm: Crm, sandbox: Sandbox) -> None:
         """A fault on an endpoint hits it whatever the object type."""
         sandbox.inject(Fault("search", status=502))
@@ -271,3 +286,23 @@ def test_summary_says_what_the_portal_holds() -> None:
                          f"({len(sandbox.archived(name))} deleted)" for name in sandbox.object_types)
     assert before == expected == sandbox.summary(), before
     assert before.startswith("500 contacts (10 deleted), 50 companies (1 deleted)"), before
+
+
+def test_cli_sizes_each_type() -> None:
+    """`python -m app.sandbox --objects deals=7` serves 7 deals and says what it holds per type."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.sandbox", "--port", "0", "--contacts", "20", "--objects", "deals=7"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        assert "20 contacts" in line and "7 deals" in line and "cars" in line, line
+        url = next(word for word in line.split() if word.startswith("http://127.0.0.1:"))
+        with requests.Session() as session:
+            session.headers["Authorization"] = "Bearer sandbox-token"
+            deals = session.get(f"{url}/crm/v3/objects/deals", params={"limit": 100}, timeout=5)
+        assert len(deals.json()["results"]) == 7, deals.text[:300]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout:
+            process.stdout.close()

@@ -19,8 +19,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--token", default="sandbox-token", help="the access token it accepts")
     parser.add_argument("--search-lag-ms", type=int, default=0,
                         help="how long a write takes to show in search")
+    parser.add_argument("--objects", nargs="*", default=[], metavar="TYPE=COUNT", type=_count,
+                        help="records of another type, e.g. deals=50000 (default: a share of --contacts)")
     args = parser.parse_args(argv)
-    sandbox = Sandbox(contacts=args.contacts, seed=args.seed, token=args.token)
+    try:
+        sandbox = Sandbox(contacts=args.contacts, seed=args.seed, token=args.token, objects=dict(args.objects))
+    except ValueError as invalid:
+        parser.error(str(invalid))
     sandbox.search_lag_ms = args.search_lag_ms
     with SandboxServer(sandbox, args.port) as server:
         print(f"HubSpot sandbox serving {sandbox.summary()} at {server.url} "
@@ -30,3 +35,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         except KeyboardInterrupt:
             pass
 
+
+def _count(text: str) -> tuple[str, int]:
+    name, _, count = text.partition("=")
+    if not count.isdigit():
+        raise argparse.ArgumentTypeError(f"expected TYPE=COUNT, e.g. deals=50000, not {text!r}")
+    return name, int(count)
