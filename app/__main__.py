@@ -36,10 +36,9 @@ def main() -> None:
         sandbox = Sandbox(contacts=settings.sandbox_contacts)
         sandbox_server = SandboxServer(sandbox).start()
         settings = dataclasses.replace(settings, token=sandbox.token, base_url=sandbox_server.url)
-        log.info("No HUBSPOT_ACCESS_TOKEN set: serving from the built-in HubSpot sandbox "
-                 "(%d fake contacts, %d of them deleted, at %s). Set HUBSPOT_ACCESS_TOKEN to "
-                 "use a real portal.", settings.sandbox_contacts, len(sandbox.archived()),
-                 sandbox_server.url)
+        log.info("No HUBSPOT_ACCESS_TOKEN set: serving from the built-in HubSpot sandbox at %s "
+                 "(fake: %s; associated with each other). Set HUBSPOT_ACCESS_TOKEN to use a "
+                 "real portal.", sandbox_server.url, sandbox.summary())
     else:
         log.info("Serving HubSpot contacts from %s", settings.base_url)
         host = urlsplit(settings.base_url).hostname or ""

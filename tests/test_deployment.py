@@ -148,6 +148,8 @@ class TestStartCommand:
         process = started(PORT=str(port), SANDBOX_CONTACTS="300")
         first_line = process.stdout.readline()
         assert "sandbox" in first_line.lower(), first_line
+        assert "300 contacts" in first_line and "30 companies" in first_line and "cars" in first_line, (
+            "the first line says what the sandbox holds per type: " + first_line)
         response = wait_until_up(f"http://127.0.0.1:{port}/get_contacts", process)
         assert response.status_code == 200, response.text[:300]
         contacts = response.json()

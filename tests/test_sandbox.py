@@ -24,6 +24,8 @@ import requests
 
 from app.sandbox import Fault, Sandbox, SandboxServer
 
+from .crm import Crm
+
 NOW = 1_700_000_000_000  # 2023-11-14T22:13:20Z, a frozen sandbox clock
 DAY = 86_400_000
 SEARCH = "/crm/v3/objects/contacts/search"
@@ -31,22 +33,11 @@ LIST = "/crm/v3/objects/contacts"
 PROPERTIES = "/crm/v3/properties/contacts"
 
 
-class Api:
-    """A requests session against one sandbox server, authenticated like the exporter."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url = url
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token}"
-
-    def get(self, path: str, **params: Any) -> requests.Response:
-        return self.session.get(self.url + path, params=params, timeout=10)
+class Api(Crm):
+    """A requests session against one sandbox server, authenticated like the exporter, for contacts."""
 
     def search(self, body: dict) -> requests.Response:
         return self.session.post(self.url + SEARCH, json=body, timeout=10)
-
-    def admin(self, method: str, path: str, body: Any = None) -> requests.Response:
-        return requests.request(method, f"{self.url}/_sandbox/{path}", json=body, timeout=10)
 
     def list_all(self, **params: Any) -> list[dict]:
         """Every result of the list API, following paging.next.after."""
@@ -275,7 +266,7 @@ class TestAuth:
 
     def test_unknown_path_404(self, api: Api) -> None:
         """Unknown API paths get a HubSpot-shaped 404."""
-        response = api.get("/crm/v3/objects/widgets")
+        response = api.get("/crm/v3/widgets")
         assert response.status_code == 404 and response.json()["category"] == "OBJECT_NOT_FOUND", response.text
 
 
@@ -855,7 +846,8 @@ class TestAdminSurface:
         assert api.get(LIST).status_code == 503 and api.get(LIST).status_code == 503
         assert api.admin("DELETE", "faults").status_code == 204
         assert api.get(LIST).status_code == 200 and api.search({}).status_code == 200
-        assert api.admin("GET", "stats").json() == {"requests": {"search": 1, "list": 3, "properties": 0}}
+        assert api.admin("GET", "stats").json() == {"requests": {"search": 1, "list": 3, "properties": 0, "read": 0,
+                                                                   "schemas": 0, "associations": 0}}
         assert api.admin("POST", "faults", {"endpoint": "list", "kind": "nope"}).status_code == 400
 
 

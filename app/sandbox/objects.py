@@ -1,0 +1,441 @@
+"""The records a portal holds: property catalogues, generated values and immutable record versions."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import unicodedata
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from .common import _DAY_MS, _iso, _mix
+
+
+@dataclass(frozen=True)
+class _Property:
+    name: str
+    label: str
+    type: str
+    field_type: str
+    group: str | None = None  # None: the object type's own information group
+    options: tuple[str, ...] = ()
+    hubspot_defined: bool = True
+
+    def describe(self, order: int, object_type: _ObjectType) -> dict:
+        stamp = "2019-08-06T02:43:14.491Z" if self.hubspot_defined else "2023-05-02T08:00:00Z"
+        read_only = self.name in object_type.read_only
+        entry = {
+            "name": self.name,
+            "label": self.label,
+            "type": self.type,
+            "fieldType": self.field_type,
+            "groupName": self.group or object_type.group,
+            "description": f"The {object_type.singular}'s {self.label.lower()}.",
+            "hidden": False,
+            "calculated": False,
+            "hasUniqueValue": False,
+            "formField": not read_only,
+            "displayOrder": order,
+            "createdAt": stamp,
+            "updatedAt": stamp,
+            "archived": False,
+            "options": [
+                {"label": value.replace("_", " ").title(), "value": value, "displayOrder": position, "hidden": False}
+                for position, value in enumerate(self.options)
+            ],
+            "modificationMetadata": {
+                "archivable": not self.hubspot_defined,
+                "readOnlyDefinition": self.hubspot_defined,
+                "readOnlyValue": read_only,
+            },
+        }
+        if self.hubspot_defined:
+            entry["hubspotDefined"] = True
+        return entry
+
+
+_STAGES = (
+    "subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead",
+    "opportunity", "customer", "evangelist", "other",
+)
+_HUBSPOT_PROPERTIES = (
+    _Property("email", "Email", "string", "text"),
+    _Property("firstname", "First Name", "string", "text"),
+    _Property("lastname", "Last Name", "string", "text"),
+    _Property("phone", "Phone Number", "string", "phonenumber"),
+    _Property("company", "Company Name", "string", "text"),
+    _Property("website", "Website URL", "string", "text"),
+    _Property("city", "City", "string", "text"),
+    _Property("country", "Country/Region", "string", "text"),
+    _Property("jobtitle", "Job Title", "string", "text"),
+    _Property("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", options=_STAGES),
+    _Property("createdate", "Create Date", "datetime", "date"),
+    _Property("lastmodifieddate", "Last Modified Date", "datetime", "date"),
+    _Property("hs_object_id", "Record ID", "number", "number"),
+    _Property("hs_merged_object_ids", "Merged Contact IDs", "enumeration", "checkbox"),
+)
+_CUSTOM_TYPES = (("string", "text"), ("number", "number"), ("enumeration", "select"), ("datetime", "date"))
+_CUSTOM_OPTIONS = tuple(f"option_{n}" for n in range(1, 6))
+
+
+def _custom_property(number: int) -> _Property:
+    kind, field_type = _CUSTOM_TYPES[(number - 1) % len(_CUSTOM_TYPES)]
+    return _Property(
+        f"custom_field_{number:02d}", f"Custom Field {number:02d}", kind, field_type,
+        group="custom_fields", options=_CUSTOM_OPTIONS if kind == "enumeration" else (), hubspot_defined=False,
+    )
+
+
+# --------------------------------------------------------------------------- generated values
+
+_FIRST = ("Ada", "Bjørn", "Chloé", "Dmitri", "Emeka", "Fatima", "Giulia", "Hiro", "Ingrid", "José",
+          "Kari", "Liam", "Mei", "Nora", "Olu", "Priya", "Quinn", "Rosa", "Sven", "Tariq")
+_LAST = ("Andersen", "Berg", "Costa", "Dahl", "Eze", "Fischer", "García", "Haugen", "Ivanova", "Johansen",
+         "Kim", "Larsen", "Müller", "Nakamura", "O'Brien", "Pettersen", "Quist", "Rossi", "Singh", "Tanaka")
+_DOMAINS = ("example.com", "example.org", "example.net", "mail.example")
+_COMPANIES = ("Acme Corp", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay Industries",
+              "Stark Industries", "Wayne Enterprises", "Nordic Fjord AS", "Tyrell")
+_CITIES = (("Oslo", "Norway"), ("Bergen", "Norway"), ("Stockholm", "Sweden"), ("Copenhagen", "Denmark"),
+           ("Berlin", "Germany"), ("Lagos", "Nigeria"), ("Tokyo", "Japan"), ("Boston", "United States"),
+           ("São Paulo", "Brazil"), ("Pune", "India"))
+_TITLES = ("CEO", "CTO", "Data Engineer", "Sales Manager", "Marketing Lead", "Accountant", "Consultant")
+# Weighted towards the stages most contacts sit in.
+_STAGE_WEIGHTS = ("subscriber", "lead", "lead", "lead", "marketingqualifiedlead", "salesqualifiedlead",
+                  "opportunity", "customer", "customer", "evangelist", "other")
+_CUSTOM_DATE_BASE = 1_577_836_800_000  # 2020-01-01
+_CUSTOM_DATE_SPAN = 4 * 365 * _DAY_MS
+
+
+def _hash(tie: int, name: str) -> int:
+    return _mix(tie ^ zlib.crc32(name.encode()))
+
+
+def _pick(tie: int, name: str, choices: Sequence[Any]) -> Any:
+    return choices[(_hash(tie, name) >> 8) % len(choices)]
+
+
+def _company(tie: int) -> str | None:
+    return None if _hash(tie, "company") % 10 == 0 else _pick(tie, "company", _COMPANIES)
+
+
+def _city(tie: int) -> tuple[str, str] | None:
+    return None if _hash(tie, "city") % 12 == 0 else _pick(tie, "city", _CITIES)
+
+
+def _email(cid: int, tie: int) -> str:
+    first, last = (
+        re.sub(r"[^a-z]", "", unicodedata.normalize("NFKD", name.lower()))
+        for name in (_pick(tie, "firstname", _FIRST), _pick(tie, "lastname", _LAST))
+    )
+    # The id keeps generated addresses unique, as HubSpot requires of emails.
+    return f"{first}.{last}.{cid}@{_pick(tie, 'email', _DOMAINS)}"
+
+
+def _phone(tie: int) -> str | None:
+    h = _hash(tie, "phone")
+    return None if h % 6 == 0 else f"+1 555 {h % 10_000_000:07d}"
+
+
+def _website(tie: int) -> str | None:
+    company = _company(tie)
+    if company is None or _hash(tie, "website") % 5 == 0:
+        return None
+    return f"https://www.{re.sub(r'[^a-z]', '', company.lower())}.example"
+
+
+def _merged_ids(tie: int) -> str | None:
+    h = _hash(tie, "hs_merged_object_ids")
+    # Ids far beyond the live range: merged-away contacts no longer exist.
+    return None if h % 100 else f"{900_000_000 + h % 50_000};{950_000_000 + (h >> 20) % 50_000}"
+
+
+def _optional(name: str, choices: Sequence[str], every: int) -> Callable[[int, int], str | None]:
+    """A picker that leaves one contact in `every` without a value."""
+    return lambda cid, tie: None if _hash(tie, name) % every == 0 else _pick(tie, name, choices)
+
+
+def _city_part(part: int) -> Callable[[int, int], str | None]:
+    return lambda cid, tie: None if (city := _city(tie)) is None else city[part]
+
+
+_GENERATORS: dict[str, Callable[[int, int], str | None]] = {
+    "email": _email,
+    "firstname": lambda cid, tie: _pick(tie, "firstname", _FIRST),
+    "lastname": lambda cid, tie: _pick(tie, "lastname", _LAST),
+    "phone": lambda cid, tie: _phone(tie),
+    "company": lambda cid, tie: _company(tie),
+    "website": lambda cid, tie: _website(tie),
+    "city": _city_part(0),
+    "country": _city_part(1),
+    "jobtitle": _optional("jobtitle", _TITLES, 4),
+    "lifecyclestage": _optional("lifecyclestage", _STAGE_WEIGHTS, 50),
+    "hs_merged_object_ids": lambda cid, tie: _merged_ids(tie),
+}
+
+
+def _custom_value(prop: _Property, tie: int) -> str | None:
+    h = _hash(tie, prop.name)
+    if h % 5 == 0:
+        return None
+    h >>= 8
+    if prop.type == "number":
+        return str(h % 100_000)
+    if prop.type == "enumeration":
+        return prop.options[h % len(prop.options)]
+    if prop.type == "datetime":
+        return _iso(_CUSTOM_DATE_BASE + h % _CUSTOM_DATE_SPAN)
+    return f"value {h % 10_000}"
+
+
+_NO_OVERRIDES: Mapping[str, str | None] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class _Version:
+    """One state of a contact.  Immutable, so the search index can keep an old one until the lag passes."""
+
+    id: int
+    tie: int  # hash of (seed, id): the shuffled order of equal sort values
+    created: int
+    modified: int
+    archived_at: int | None = None
+    # Values written explicitly (None = cleared); the rest are generated from the id.  Shared and read-only.
+    overrides: Mapping[str, str | None] = field(default_factory=lambda: _NO_OVERRIDES)
+
+
+@dataclass(frozen=True)
+class _ObjectType:
+    """What sets one CRM object type apart: its names, properties, generated values and scope."""
+
+    name: str  # as in the URL: contacts, companies, ...
+    type_id: str  # HubSpot's objectTypeId: 0-1 for contacts, 2-... for custom objects
+    singular: str
+    group: str  # the property group of its built-in properties
+    modified: str  # the modification property search sorts and filters on
+    created: tuple[str, ...]  # the property (or properties) holding the creation time
+    default_properties: tuple[str, ...]  # what list and search return when no properties are asked for
+    properties: tuple[_Property, ...]
+    generators: Mapping[str, Callable[[int, int], str | None]]
+    query_properties: tuple[str, ...]  # what search's free-text `query` looks in
+    scopes: tuple[str, ...]  # any one of them grants reading this type
+    first_id: int = 101
+    mergeable: bool = False
+
+    @property
+    def always(self) -> tuple[str, ...]:
+        """Properties every response carries, asked for or not."""
+        return (*self.created, self.modified, "hs_object_id")
+
+    @property
+    def read_only(self) -> frozenset[str]:
+        return frozenset(self.always)
+
+    @property
+    def indexed(self) -> tuple[str, str]:
+        """The properties search keeps sorted indexes on."""
+        return (self.modified, "hs_object_id")
+
+
+CONTACTS = _ObjectType(
+    "contacts", "0-1", "contact", "contactinformation", "lastmodifieddate", ("createdate",),
+    ("firstname", "lastname", "email", "createdate", "lastmodifieddate", "hs_object_id"),
+    _HUBSPOT_PROPERTIES, MappingProxyType(_GENERATORS), ("firstname", "lastname", "email", "phone", "company"),
+    ("crm.objects.contacts.read",), mergeable=True,
+)
+
+
+# --------------------------------------------------------------------------- the other object types
+
+
+def _generic_value(prop: _Property, cid: int, tie: int) -> str | None:
+    """A plausible value for a built-in property without a generator of its own."""
+    h = _hash(tie, prop.name)
+    if h % 9 == 0:
+        return None
+    h >>= 8
+    if prop.options:
+        return prop.options[h % len(prop.options)]
+    if prop.type == "number":
+        return str(h % 5_000)
+    if prop.type == "datetime":
+        return _iso(_CUSTOM_DATE_BASE + h % _CUSTOM_DATE_SPAN)
+    return f"{prop.label} {cid}"
+
+
+def _words(*names: str) -> Callable[[int, int], str | None]:
+    """A generator joining a pick from each word list named (see _WORDS) into one text."""
+    return lambda cid, tie: " ".join(_pick(tie, name, _WORDS[name]) for name in names)
+
+
+_WORDS: dict[str, tuple[str, ...]] = {
+    "adjective": ("Annual", "Premium", "Starter", "Enterprise", "Nordic", "Rapid", "Custom", "Cloud"),
+    "thing": ("licence", "support plan", "onboarding", "integration", "hardware bundle", "training", "audit"),
+    "problem": ("Cannot log in", "Invoice is wrong", "Export fails", "Slow dashboard", "Password reset",
+                "Data missing after import", "Feature request"),
+    "topic": ("Follow-up", "Demo", "Pricing", "Renewal", "Kick-off", "Quarterly review", "Intro"),
+    "make": ("Volvo", "Tesla", "Toyota", "Volkswagen", "Polestar", "Ford", "Kia"),
+    "model": ("XC40", "Model 3", "Corolla", "ID.4", "2", "Mustang Mach-E", "EV6"),
+}
+
+
+def _company_name(cid: int, tie: int) -> str:
+    # The id keeps names apart: HubSpot does not require it, but it makes test output readable.
+    return f"{_pick(tie, 'name', _COMPANIES)} {cid}"
+
+
+def _domain(cid: int, tie: int) -> str:
+    return f"{re.sub(r'[^a-z]', '', _pick(tie, 'name', _COMPANIES).lower())}{cid}.example"
+
+
+def _props(*specs: tuple) -> tuple[_Property, ...]:
+    """Properties from (name, label, type, field_type[, options]) tuples."""
+    return tuple(_Property(*spec[:4], options=tuple(spec[4]) if len(spec) > 4 else ()) for spec in specs)
+
+
+def _stamps(created: str, modified: str = "hs_lastmodifieddate") -> tuple[_Property, ...]:
+    return _props((created, "Create Date", "datetime", "date"), (modified, "Last Modified Date", "datetime", "date"),
+                  ("hs_object_id", "Record ID", "number", "number"))
+
+
+_ENGAGEMENT = ("crm.objects.contacts.read",)
+_COMMERCE = ("e-commerce",)
+_PRIORITIES = ("LOW", "MEDIUM", "HIGH")
+
+
+def _object_type(name: str, type_id: str, singular: str, first_id: int, created: str, shown: tuple[str, ...],
+                 properties: tuple[_Property, ...], generators: dict, scopes: tuple[str, ...],
+                 mergeable: bool = False) -> _ObjectType:
+    """A built-in type whose modification property is hs_lastmodifieddate, as for every type but contacts."""
+    return _ObjectType(
+        name, type_id, singular, f"{singular.replace('_', '')}information", "hs_lastmodifieddate", (created,),
+        (*shown, created, "hs_lastmodifieddate", "hs_object_id"), (*properties, *_stamps(created)),
+        MappingProxyType(generators), shown[:3], scopes, first_id, mergeable,
+    )
+
+
+_STANDARD_TYPES = (
+    _object_type(
+        "companies", "0-2", "company", 1_000_001, "createdate", ("name", "domain"),
+        (*_props(("name", "Company name", "string", "text"), ("domain", "Company Domain Name", "string", "text"),
+                 ("industry", "Industry", "enumeration", "select",
+                  ("COMPUTER_SOFTWARE", "RETAIL", "BANKING", "LOGISTICS_AND_SUPPLY_CHAIN", "HOSPITAL_HEALTH_CARE")),
+                 ("phone", "Phone Number", "string", "phonenumber"), ("city", "City", "string", "text"),
+                 ("country", "Country/Region", "string", "text"),
+                 ("numberofemployees", "Number of Employees", "number", "number"),
+                 ("annualrevenue", "Annual Revenue", "number", "number"),
+                 ("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", _STAGES)),
+         _Property("hs_merged_object_ids", "Merged Company IDs", "enumeration", "checkbox")),
+        {"name": _company_name, "domain": _domain, "phone": lambda cid, tie: _phone(tie),
+         "city": _city_part(0), "country": _city_part(1), "hs_merged_object_ids": lambda cid, tie: None},
+        ("crm.objects.companies.read",), mergeable=True,
+    ),
+    _object_type(
+        "deals", "0-3", "deal", 2_000_001, "createdate", ("dealname", "amount", "dealstage", "pipeline", "closedate"),
+        _props(("dealname", "Deal Name", "string", "text"), ("amount", "Amount", "number", "number"),
+               ("dealstage", "Deal Stage", "enumeration", "radio",
+                ("appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin",
+                 "contractsent", "closedwon", "closedlost")),
+               ("pipeline", "Pipeline", "enumeration", "select", ("default",)),
+               ("closedate", "Close Date", "datetime", "date"),
+               ("dealtype", "Deal Type", "enumeration", "radio", ("newbusiness", "existingbusiness"))),
+        {"dealname": _words("adjective", "thing")}, ("crm.objects.deals.read",),
+    ),
+    _object_type(
+        "tickets", "0-5", "ticket", 3_000_001, "createdate", ("subject", "content", "hs_pipeline", "hs_pipeline_stage"),
+        _props(("subject", "Ticket name", "string", "text"), ("content", "Ticket description", "string", "textarea"),
+               ("hs_pipeline", "Pipeline", "enumeration", "select", ("0",)),
+               ("hs_pipeline_stage", "Ticket status", "enumeration", "select", ("1", "2", "3", "4")),
+               ("hs_ticket_priority", "Priority", "enumeration", "select", _PRIORITIES),
+               ("hs_ticket_category", "Category", "enumeration", "checkbox",
+                ("PRODUCT_ISSUE", "BILLING_ISSUE", "FEATURE_REQUEST", "GENERAL_INQUIRY"))),
+        {"subject": _words("problem")}, ("tickets",),
+    ),
+    _object_type(
+        "products", "0-7", "product", 4_000_001, "createdate", ("name", "description", "price"),
+        _props(("name", "Name", "string", "text"), ("description", "Description", "string", "textarea"),
+               ("price", "Unit price", "number", "number"), ("hs_sku", "SKU", "string", "text")),
+        {"name": _words("adjective", "thing")}, _COMMERCE,
+    ),
+    _object_type(
+        "line_items", "0-8", "line_item", 5_000_001, "createdate", ("name", "quantity", "price", "amount"),
+        _props(("name", "Name", "string", "text"), ("quantity", "Quantity", "number", "number"),
+               ("price", "Unit price", "number", "number"), ("amount", "Net price", "number", "number"),
+               ("hs_product_id", "Product ID", "number", "number")),
+        {"name": _words("adjective", "thing")}, _COMMERCE,
+    ),
+    _object_type(
+        "quotes", "0-14", "quote", 6_000_001, "hs_createdate", ("hs_title", "hs_expiration_date", "hs_status"),
+        _props(("hs_title", "Quote name", "string", "text"), ("hs_expiration_date", "Expiration date", "datetime", "date"),
+               ("hs_status", "Quote approval status", "enumeration", "select",
+                ("DRAFT", "PENDING_APPROVAL", "APPROVED", "APPROVAL_NOT_NEEDED")),
+               ("hs_quote_amount", "Quote amount", "number", "number")),
+        {"hs_title": _words("adjective", "thing")}, _COMMERCE,
+    ),
+    _object_type(
+        "calls", "0-48", "call", 7_000_001, "hs_createdate", ("hs_call_title", "hs_timestamp"),
+        _props(("hs_call_title", "Call Title", "string", "text"), ("hs_call_body", "Call notes", "string", "html"),
+               ("hs_call_duration", "Call duration", "number", "number"),
+               ("hs_call_direction", "Call direction", "enumeration", "select", ("INBOUND", "OUTBOUND")),
+               ("hs_call_status", "Call status", "enumeration", "select",
+                ("COMPLETED", "BUSY", "NO_ANSWER", "FAILED", "CANCELED")),
+               ("hs_timestamp", "Activity date", "datetime", "date")),
+        {"hs_call_title": _words("topic")}, _ENGAGEMENT,
+    ),
+    _object_type(
+        "emails", "0-49", "email", 8_000_001, "hs_createdate", ("hs_email_subject", "hs_timestamp"),
+        _props(("hs_email_subject", "Email subject", "string", "text"), ("hs_email_text", "Email body", "string", "text"),
+               ("hs_email_direction", "Email direction", "enumeration", "select",
+                ("EMAIL", "INCOMING_EMAIL", "FORWARDED_EMAIL")),
+               ("hs_email_status", "Email send status", "enumeration", "select", ("SENT", "BOUNCED", "FAILED")),
+               ("hs_timestamp", "Activity date", "datetime", "date")),
+        {"hs_email_subject": _words("topic")}, _ENGAGEMENT,
+    ),
+    _object_type(
+        "meetings", "0-47", "meeting", 9_000_001, "hs_createdate", ("hs_meeting_title", "hs_timestamp"),
+        _props(("hs_meeting_title", "Meeting name", "string", "text"),
+               ("hs_meeting_body", "Meeting description", "string", "html"),
+               ("hs_meeting_start_time", "Start time", "datetime", "date"),
+               ("hs_meeting_end_time", "End time", "datetime", "date"),
+               ("hs_meeting_outcome", "Meeting outcome", "enumeration", "select",
+                ("SCHEDULED", "COMPLETED", "RESCHEDULED", "NO_SHOW", "CANCELED")),
+               ("hs_timestamp", "Activity date", "datetime", "date")),
+        {"hs_meeting_title": _words("topic")}, _ENGAGEMENT,
+    ),
+    _object_type(
+        "notes", "0-46", "note", 10_000_001, "hs_createdate", ("hs_note_body", "hs_timestamp"),
+        _props(("hs_note_body", "Note body", "string", "html"), ("hs_timestamp", "Activity date", "datetime", "date")),
+        {"hs_note_body": _words("topic")}, _ENGAGEMENT,
+    ),
+    _object_type(
+        "tasks", "0-27", "task", 11_000_001, "hs_createdate", ("hs_task_subject", "hs_task_status", "hs_timestamp"),
+        _props(("hs_task_subject", "Task Title", "string", "text"), ("hs_task_body", "Notes", "string", "html"),
+               ("hs_task_status", "Task Status", "enumeration", "select",
+                ("NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED")),
+               ("hs_task_priority", "Priority", "enumeration", "select", _PRIORITIES),
+               ("hs_timestamp", "Due date", "datetime", "date")),
+        {"hs_task_subject": _words("topic")}, _ENGAGEMENT,
+    ),
+)
+
+# The portal's custom object (its objectTypeId and name are the portal's own, like in HubSpot).
+CUSTOM_OBJECT_SCOPE = "crm.objects.custom.read"
+_CARS = _object_type(
+    "cars", "2-3508482", "car", 12_000_001, "hs_createdate", ("vin", "make", "model"),
+    # The portal defined these, not HubSpot.
+    tuple(dataclasses.replace(prop, hubspot_defined=False) for prop in _props(
+        ("vin", "VIN", "string", "text"), ("make", "Make", "string", "text"), ("model", "Model", "string", "text"),
+        ("year", "Year", "number", "number"), ("price", "Price", "number", "number"))),
+    {"vin": lambda cid, tie: f"VIN{_hash(tie, 'vin') % 10**14:014d}", "make": _words("make"),
+     "model": _words("model"), "year": lambda cid, tie: str(2012 + _hash(tie, 'year') % 14)},
+    (CUSTOM_OBJECT_SCOPE,),
+)
+CUSTOM_TYPES = (_CARS,)
+OBJECT_TYPES = (CONTACTS, *_STANDARD_TYPES, *CUSTOM_TYPES)
+# How many of each type a portal of N contacts holds, unless asked for otherwise.
+SHARE_OF_CONTACTS = {
+    "companies": 10, "deals": 5, "tickets": 10, "products": 50, "line_items": 5, "quotes": 20,
+    "calls": 10, "emails": 10, "meetings": 20, "notes": 10, "tasks": 10, "cars": 20,
+}
