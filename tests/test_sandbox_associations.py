@@ -6,7 +6,9 @@ changes that, as in HubSpot, move no record's modification time.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
@@ -203,3 +205,28 @@ class TestChanges:
         sandbox.merge(primary, secondary, object_type="companies")
         moved = dict(sandbox.associations("companies", primary, "contacts"))
         assert set(contacts[1:]) <= moved.keys(), "the survivor has the merged company's contacts"
+
+
+def test_official_client_reads_the_shapes(crm: Crm, sandbox: Sandbox) -> None:
+    """HubSpot's own Python client (its generated models check required fields) reads the
+    sandbox's answers: lists and searches of other types, the schemas, and v4 batch reads
+    with and without errors."""
+    def read(response, klass: str, package: str):
+        module = importlib.import_module(f"hubspot.crm.{package}")
+        return module.ApiClient().deserialize(SimpleNamespace(data=response.text), klass)
+
+    listed = read(crm.get("/crm/v3/objects/companies", limit=3),
+                  "CollectionResponseSimplePublicObjectWithAssociationsForwardPaging", "companies")
+    assert len(listed.results) == 3 and listed.paging.next.after, listed
+    found = read(crm.search_in("deals", {"limit": 2}), "CollectionResponseWithTotalSimplePublicObjectForwardPaging",
+                 "deals")
+    assert found.total == len(sandbox.live("deals")), found.total
+    schemas = read(crm.get("/crm/v3/schemas"), "CollectionResponseObjectSchemaNoPaging", "schemas")
+    assert schemas.results[0].object_type_id == "2-3508482", schemas
+    deal = next(cid for cid in sandbox.live("deals") if sandbox.associations("deals", cid, "companies"))
+    whole = read(crm.post(batch_path("deals", "companies"), {"inputs": [{"id": deal}]}),
+                 "BatchResponsePublicAssociationMultiWithLabel", "associations.v4")
+    assert whole.results[0].to[0].association_types[0].type_id in (5, 341), whole
+    partial = read(crm.post(batch_path("deals", "companies"), {"inputs": [{"id": deal}, {"id": "1"}]}),
+                   "BatchResponsePublicAssociationMultiWithLabelWithErrors", "associations.v4")
+    assert partial.num_errors == 1 and partial.errors[0].context == {"fromObjectId": ["1"]}, partial

@@ -83,7 +83,8 @@ class TestEveryType:
         hs_lastmodifieddate; activities, quotes and custom objects: hs_createdate."""
         expected = {"contacts": ("createdate", "lastmodifieddate"), "companies": ("createdate", "hs_lastmodifieddate"),
                     "tickets": ("createdate", "hs_lastmodifieddate"), "notes": ("hs_createdate", "hs_lastmodifieddate"),
-                    "quotes": ("hs_createdate", "hs_lastmodifieddate"), "cars": ("hs_createdate", "hs_lastmodifieddate")}
+                    "quotes": ("hs_createdate", "hs_lastmodifieddate"),
+                    "cars": ("hs_createdate", "hs_lastmodifieddate")}
         for object_type, (created, modified) in expected.items():
             cid = next(iter(sandbox.live(object_type)))
             properties = sandbox.record(cid, object_type)["properties"]
@@ -115,7 +116,7 @@ class TestCustomObject:
         assert schema["labels"] == {"singular": "Car", "plural": "Cars"}, schema["labels"]
         by_name = {entry["name"]: entry for entry in schema["properties"]}
         assert {"hs_lastmodifieddate", "hs_object_id", schema["primaryDisplayProperty"]} <= by_name.keys(), by_name
-        assert "hubspotDefined" not in by_name[schema["primaryDisplayProperty"]], "the portal defined its own properties"
+        assert "hubspotDefined" not in by_name[schema["primaryDisplayProperty"]], "the portal defines its own"
         assert by_name["hs_lastmodifieddate"]["hubspotDefined"] is True, "HubSpot defines hs_ properties"
 
     def test_served_by_id_and_by_fully_qualified_name(self, crm: Crm, sandbox: Sandbox) -> None:
@@ -210,7 +211,8 @@ class TestMerges:
         with the survivor, and the survivor's hs_merged_object_ids lists it."""
         primary, secondary = list(sandbox.live("companies"))[:2]
         sandbox.merge(primary, secondary, object_type="companies")
-        assert secondary not in crm.list_ids("companies") and secondary not in crm.list_ids("companies", archived="true")
+        assert secondary not in crm.list_ids("companies"), "not listed"
+        assert secondary not in crm.list_ids("companies", archived="true"), "not archived either"
         assert secondary not in crm.search_ids("companies", since("companies")), "gone from search"
         read = crm.get(f"/crm/v3/objects/companies/{secondary}", properties="hs_merged_object_ids")
         assert read.status_code == 200 and read.json()["id"] == primary, read.text

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 # How many associated records one v4 batch result carries before it pages with `after`.
 # HubSpot's published spec does not state it; 500 is the v4 API's page size elsewhere.
 PAGE_SIZE = 500
+# The seeded company with more contacts than a page links at most this many.
+_BIG_RECORD = 1_250
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,9 @@ class _Associations:
         self._store = store
         self._pairs = {(pair.first, pair.second): pair for pair in _PAIRS}
         # (first, second) -> first id -> second id -> labels, and the mirror (second, first).
-        self._links: dict[tuple[str, str], dict[int, dict[int, set[str]]]] = {}
+        self._links: dict[tuple[str, str], dict[int, dict[int, frozenset[str]]]] = {}
+        # The few distinct label sets, shared by every link that has one: big portals stay small.
+        self._label_sets: dict[frozenset[str], frozenset[str]] = {}
 
     def _pair(self, a: str, b: str) -> tuple[_Pair | None, bool]:
         """The pair of types (either way round) and whether a -> b is its forward direction."""
@@ -94,7 +98,7 @@ class _Associations:
             return self._pairs[(a, b)], True
         return self._pairs.get((b, a)), False
 
-    def _table(self, pair: _Pair) -> tuple[dict[int, dict[int, set[str]]], dict[int, dict[int, set[str]]]]:
+    def _table(self, pair: _Pair) -> tuple[dict[int, dict[int, frozenset[str]]], dict[int, dict[int, frozenset[str]]]]:
         key = (pair.first, pair.second)
         if key not in self._links:
             self._links[key], self._links[(pair.second, pair.first)] = {}, {}
@@ -118,15 +122,19 @@ class _Associations:
         if pair.first == "contacts" and pair.second == "companies":
             # One company with more contacts than a v4 result page holds, so readers must page.
             big = targets[0]
-            for cid in firsts.seeded_ids[::2]:
+            for cid in firsts.seeded_ids[::2][:_BIG_RECORD]:
                 self._link(pair, cid, big, {_UNLABELLED})
 
     def _link(self, pair: _Pair, first: int, second: int, labels: set[str]) -> None:
         forward, backward = self._links[(pair.first, pair.second)], self._links[(pair.second, pair.first)]
-        shared = forward.setdefault(first, {}).setdefault(second, set())
-        shared |= labels
-        # One set for both directions, so a change shows both ways.
-        backward.setdefault(second, {})[first] = shared
+        merged = forward.get(first, {}).get(second, frozenset()) | labels
+        merged = self._label_sets.setdefault(merged, merged)
+        forward.setdefault(first, {})[second] = backward.setdefault(second, {})[first] = merged
+
+    def _unlink(self, pair: _Pair, first: int, second: int) -> None:
+        forward, backward = self._links[(pair.first, pair.second)], self._links[(pair.second, pair.first)]
+        forward.get(first, {}).pop(second, None)
+        backward.get(second, {}).pop(first, None)
 
     def associated(self, a: str, a_id: int, b: str) -> list[tuple[int, list[dict]]]:
         """(id, association types) of every live `b` record linked to `a` record a_id, by id."""
@@ -149,11 +157,11 @@ class _Associations:
             raise ValueError(f"no association label {label!r} between {a} and {b}; "
                              f"there are {[name for name in pair.kinds if name != _UNLABELLED]}")
         first, second = (a_id, b_id) if forward else (b_id, a_id)
-        table = self._table(pair)[0]
+        self._table(pair)
         if add:
             self._link(pair, first, second, {label})
-        elif second in table.get(first, {}):
-            table[first][second].clear()
+        else:
+            self._unlink(pair, first, second)
 
     def merged(self, object_type: str, survivor: int, gone: int) -> None:
         """Move the merged-away record's associations to its survivor, as HubSpot does."""
@@ -161,7 +169,8 @@ class _Associations:
             if object_type not in (pair.first, pair.second):
                 continue
             other = pair.second if object_type == pair.first else pair.first
-            for other_id, labels in list(self._table(pair)[0 if object_type == pair.first else 1].get(gone, {}).items()):
+            table = self._table(pair)[0 if object_type == pair.first else 1]
+            for other_id, labels in list(table.get(gone, {}).items()):
                 for label in labels:
                     self.change(object_type, survivor, other, other_id, label, add=True)
-                labels.clear()
+                self.change(object_type, gone, other, other_id, None, add=False)

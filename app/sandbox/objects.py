@@ -368,7 +368,8 @@ _STANDARD_TYPES = (
     ),
     _object_type(
         "quotes", "0-14", "quote", 6_000_001, "hs_createdate", ("hs_title", "hs_expiration_date", "hs_status"),
-        _props(("hs_title", "Quote name", "string", "text"), ("hs_expiration_date", "Expiration date", "datetime", "date"),
+        _props(("hs_title", "Quote name", "string", "text"),
+               ("hs_expiration_date", "Expiration date", "datetime", "date"),
                ("hs_status", "Quote approval status", "enumeration", "select",
                 ("DRAFT", "PENDING_APPROVAL", "APPROVED", "APPROVAL_NOT_NEEDED")),
                ("hs_quote_amount", "Quote amount", "number", "number")),
@@ -386,7 +387,8 @@ _STANDARD_TYPES = (
     ),
     _object_type(
         "emails", "0-49", "email", 8_000_001, "hs_createdate", ("hs_email_subject", "hs_timestamp"),
-        _props(("hs_email_subject", "Email subject", "string", "text"), ("hs_email_text", "Email body", "string", "text"),
+        _props(("hs_email_subject", "Email subject", "string", "text"),
+               ("hs_email_text", "Email body", "string", "text"),
                ("hs_email_direction", "Email direction", "enumeration", "select",
                 ("EMAIL", "INCOMING_EMAIL", "FORWARDED_EMAIL")),
                ("hs_email_status", "Email send status", "enumeration", "select", ("SENT", "BOUNCED", "FAILED")),

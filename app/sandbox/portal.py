@@ -216,7 +216,8 @@ class Sandbox:
         return self._store(object_type).create(count, properties)
 
     def modify(self, ids: Iterable[str], properties: dict | None = None, *, object_type: str = "contacts") -> None:
-        """Set properties (None or "" clears one) and the modification time=now; KeyError for unknown or archived ids."""
+        """Set properties (None or "" clears one) and the modification time=now; KeyError for
+        unknown or archived ids."""
         self._store(object_type).modify(ids, properties)
 
     def archive(self, ids: Iterable[str], *, object_type: str = "contacts") -> None:

@@ -168,7 +168,8 @@ class _Store(_Searchable):
             return ids
 
     def modify(self, ids: Iterable[str], properties: dict | None = None) -> None:
-        """Set properties (None or "" clears one) and the modification time=now; KeyError for unknown or archived ids."""
+        """Set properties (None or "" clears one) and the modification time=now; KeyError for
+        unknown or archived ids."""
         changes = self._coerce(properties)
         with self._lock:
             now = self._now_locked()
