@@ -72,7 +72,9 @@ class CrmApi:
             try:
                 kind = self._crm.types.resolve(name)
             except UnknownObjectType as exc:
-                raise BadRequestProblem(detail=f"query parameter 'associations' is invalid: {exc}") from None
+                # Well-formed but not in this portal: like an unknown objectType, a 404.
+                raise ProblemException(status=404, title="Unknown object type",
+                                       detail=f"query parameter 'associations': {exc}") from None
             kinds[kind.path] = kind
         return tuple(kinds.values())
 

@@ -24,11 +24,13 @@ from app.crm import Crm
 from app.export import Exporter, ExportStats
 from app.hubspot import HubSpotClient
 from app.sandbox import Sandbox, SandboxServer
+from app.sandbox.portal import PORTAL_ID
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes" / "test_cassettes"
 HUBSPOT = "https://api.hubapi.com"
 REPLAY_TOKEN = "replayed-no-token-needed"
 SETTLE_SECONDS = 60.0
+CUSTOM_OBJECT = f"p{PORTAL_ID}_cars"  # the fully qualified name of the recorded portal's custom object
 
 
 @pytest.fixture(name="vcr_cassette_dir")

@@ -4,6 +4,7 @@ no 5xx and every invalid request refused."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,7 @@ def test_every_answer_conforms(case) -> None:
     case.call_and_validate()
 
 
+@functools.cache
 def _since_parameter() -> dict:
     spec = yaml.safe_load((Path(__file__).resolve().parent.parent / "openapi.yaml").read_text())
     return spec["components"]["parameters"]["Since"]
