@@ -250,7 +250,8 @@ class TestScopes:
         assert response.status_code == 403, response.text
         body = response.json()
         assert body["category"] == "MISSING_SCOPES" and body["status"] == "error", body
-        assert [scope] in [error["context"]["requiredScopes"] for error in body["errors"]], body
+        named = [error["context"]["requiredGranularScopes"] for error in body["errors"]]
+        assert [scope] in named, f"the 403 does not name {scope} in errors[].context: {body}"
 
     def test_all_read_scopes_by_default(self, crm: Crm) -> None:
         """The default token reads every type, the schemas and associations."""

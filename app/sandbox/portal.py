@@ -409,8 +409,11 @@ class Sandbox:
         if missing:
             raise _error(403, "This app hasn't been granted all required scopes to make this call. "
                               f"Read more about required scopes here: {_SCOPES_LINK}.",
+                         # The key HubSpot's current answers use (community-quoted 403s of 2025-26);
+                         # older answers said requiredScopes.
                          errors=[{"message": "One or more of the following scopes are required.",
-                                  "context": {"requiredScopes": list(scopes)}} for scopes in dict.fromkeys(missing)],
+                                  "context": {"requiredGranularScopes": list(scopes)}}
+                                 for scopes in dict.fromkeys(missing)],
                          links={"scopes": _SCOPES_LINK})
 
     def _properties_reply(self, request: _Request, store: _Store) -> _Reply:
