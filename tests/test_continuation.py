@@ -389,27 +389,6 @@ class TestKeysetWalk:
                            match="^HubSpot announced more results on one millisecond but sent none$"):
             walk.accept(tie, [], has_more=True)
 
-    def test_extending_the_horizon_reads_on_in_order(self) -> None:
-        """A finished walk extended to a later horizon reads what lies between the two,
-        after everything it emitted; an earlier or equal horizon changes nothing."""
-        keys = [(ms, cid) for cid, ms in enumerate([1, 2, 2, 5, 7, 9, 9, 12], start=1)]
-        search = FakeSearch(keys, seed=2)
-        walk = KeysetWalk(START, horizon_ms=5)
-        emitted: list[Key] = []
-
-        def run() -> None:
-            while (query := walk.next_query()) is not None:
-                results, has_more = search(search_body(query, PROP, [PROP], 2))
-                emitted.extend(k for k, _ in walk.accept(
-                    query, [(contact_key(c, PROP), c) for c in results], has_more))
-
-        assert not walk.extend_horizon(9), "a walk still under way moved its horizon"
-        run()
-        assert not walk.extend_horizon(5), "an equal horizon reopened the walk"
-        assert walk.extend_horizon(9)
-        run()
-        assert emitted == sorted(k for k in keys if k[0] <= 9), emitted
-
     def test_horizon_must_be_known_before_results(self) -> None:
         """Results cannot be judged before the horizon is fixed."""
         walk = KeysetWalk(START)
