@@ -25,10 +25,10 @@ ms_values = st.integers(min_value=0, max_value=MAX_MS)
 ids = st.integers(min_value=0, max_value=ALL_IDS - 1)
 
 
-def examples(n: int) -> int:
-    """``n`` examples, a quarter of them in the mutation run (profile "mutation", see the
-    README): there every surviving mutant runs each test that covers it, and these walks
-    are the slowest of them."""
+def scaled(n: int) -> int:
+    """``n`` (examples, rounds), or a quarter of it in the mutation run (hypothesis profile
+    "mutation", see the README): there every surviving mutant runs each test that covers
+    it, and the property walks and random rounds are the slowest of them."""
     return n // 4 if settings.get_current_profile_name() == "mutation" else n
 
 
@@ -209,7 +209,7 @@ def seam_portals(draw: st.DrawFn) -> tuple[list[Key], int]:
 
 
 class TestKeysetWalk:
-    @settings(max_examples=examples(400), deadline=None)
+    @settings(max_examples=scaled(400), deadline=None)
     @given(portals, st.integers(2, 12), st.integers(0, 2**32),
            st.one_of(st.none(), st.integers(0, 40)),
            st.one_of(st.just(START), st.tuples(st.integers(-1, 40), st.integers(-1, 501))))
@@ -228,7 +228,7 @@ class TestKeysetWalk:
             f"extra {sorted(set(emitted) - set(expected))}, order ok={emitted == sorted(emitted)}"
         )
 
-    @settings(max_examples=examples(400), deadline=None)
+    @settings(max_examples=scaled(400), deadline=None)
     @given(portals, st.integers(2, 12), st.integers(0, 2**32), st.integers(2, 4),
            st.booleans(), st.one_of(st.just(START), st.tuples(st.integers(-1, 40), st.integers(-1, 501))),
            st.one_of(st.none(), st.integers(1, 12)))
@@ -247,7 +247,7 @@ class TestKeysetWalk:
             f"page_size={page_size} round_pages={round_pages} unstable={unstable}: missing "
             f"{sorted(set(expected) - set(emitted))}, extra {sorted(set(emitted) - set(expected))}")
 
-    @settings(max_examples=examples(300), deadline=None)
+    @settings(max_examples=scaled(300), deadline=None)
     @given(portals, st.integers(2, 12), st.integers(0, 2**32), st.integers(1, 3))
     def test_contacts_changing_during_a_read_lose_no_other(
         self, keys: list[Key], page_size: int, seed: int, round_pages: int
@@ -271,7 +271,7 @@ class TestKeysetWalk:
         missing = set(stayed) - set(emitted)
         assert not missing, f"contacts that never changed were skipped: {sorted(missing)}"
 
-    @settings(max_examples=examples(300), deadline=None)
+    @settings(max_examples=scaled(300), deadline=None)
     @given(seam_portals(), st.integers(0, 2**32), st.integers(1, 4), st.booleans(),
            st.one_of(st.none(), st.integers(1, 12)), st.data())
     def test_ties_longer_than_a_page_at_the_seams(
@@ -301,7 +301,7 @@ class TestKeysetWalk:
             f"missing {sorted(set(expected) - set(emitted))[:10]}, "
             f"extra {sorted(set(emitted) - set(expected))[:10]}, in order={emitted == sorted(emitted)}")
 
-    @settings(max_examples=examples(300), deadline=None)
+    @settings(max_examples=scaled(300), deadline=None)
     @given(seam_portals(), st.integers(0, 2**32), st.integers(2, 4))
     def test_results_moving_between_overlapping_pages(
         self, portal: tuple[list[Key], int], seed: int, round_pages: int

@@ -19,6 +19,7 @@ from app.deletions import Snapshot, deletion_ms, first_seen_ms, merged_ids
 from app.sandbox import Sandbox
 
 from .sesam import SETTLE_SECONDS, SesamPipe, assert_in_sync, settle
+from .test_continuation import scaled
 from .test_sesam_pipe import churn
 
 ARCHIVED_AT = ["deletion time", "last-modified time"]
@@ -334,11 +335,12 @@ def test_rounds_of_deletions_merges_and_restores(
     sandbox.search_lag_ms = 2000
     pipe = SesamPipe(configure(search_page_size=rng.choice([9, 50])), strategy, page_size=page_size)
     pipe.run()
-    for _ in range(15):
+    rounds = scaled(15)
+    for _ in range(rounds):
         churn_with_merges(sandbox, rng)
         pipe.run()
         sandbox.advance(rng.choice([0, 1000, 4000, 9000]))
     for _ in range(2):
         settle(sandbox)
         pipe.run()
-    assert_in_sync(pipe, sandbox, f"{behaviour}, {strategy}: after 15 rounds ({pipe.requests} requests)")
+    assert_in_sync(pipe, sandbox, f"{behaviour}, {strategy}: after {rounds} rounds ({pipe.requests} requests)")
