@@ -317,6 +317,18 @@ class TestUpstreamFailure:
         assert response.status_code == 502, response.text[:300]
         assert "could not be used" in response.json()["detail"], response.text
 
+    @pytest.mark.parametrize("limit", [None, 5])
+    def test_an_answer_without_a_total_is_used(self, service: TestClient, sandbox: Sandbox,
+                                               limit: int | None) -> None:
+        """HubSpot's ``total`` only sizes the next round of reads: an answer without one is
+        exported all the same, with or without a limit."""
+        contact = {"id": "5", "properties": {"lastmodifieddate": "2024-01-01T00:00:00Z"}}
+        sandbox.inject(Fault(endpoint="search", status=200, body={"results": [contact]},
+                             times=None))
+        params = {} if limit is None else {"limit": limit}
+        entities = export(service, **params)
+        assert [entity["_id"] for entity in entities] == ["5"], entities
+
     def test_failure_mid_stream_breaks_the_json(self, configure, sandbox: Sandbox) -> None:
         """HubSpot failing after the body has begun ends it as invalid JSON, so Sesam
         cannot take a partial export for a complete one."""
