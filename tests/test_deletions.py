@@ -3,6 +3,7 @@ its behaviours, merges and restores, through the HTTP surface and in the pure pa
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import Any
 
@@ -16,7 +17,7 @@ from app.continuation import (
     ALL_IDS, MAX_ID, MAX_MS, MIN_MS, InvalidSince, encode_position, parse_since, walk_start,
 )
 from app.deletions import Snapshot, deletion_ms, first_seen_ms, merged_ids
-from app.sandbox import Sandbox
+from app.sandbox import Fault, Sandbox
 
 from .sesam import SETTLE_SECONDS, SesamPipe, assert_in_sync, settle
 from .test_continuation import scaled
@@ -248,6 +249,31 @@ class TestArchivedAt:
         pipe.run()
         assert not pipe.dataset[victim].get("_deleted"), f"{behaviour}: {victim} not restored"
         assert_in_sync(pipe, sandbox, f"{behaviour}: after the restore")
+
+
+class TestSummary:
+    def test_the_summary_line_counts_the_whole_export(self, configure, sandbox: Sandbox,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+        """The summary log line an operator reads after each request counts the entities
+        sent and the deletions among them, and HubSpot's calls (the archived listing's and
+        every search page's) and the retries among them, over the whole export."""
+        service = configure(search_page_size=50)
+        since = export(service)[10]["_updated"]
+        sandbox.archive(sorted(sandbox.live(), key=int)[:3])
+        settle(sandbox)
+        sandbox.request_log.clear()
+        sandbox.inject(Fault(endpoint="search", status=503, times=1))
+        with caplog.at_level(logging.INFO, logger="app.handlers"):
+            entities = export(service, since=since)
+        (record,) = [r for r in caplog.records if r.name == "app.handlers"]
+        calls = [r for r in sandbox.request_log if r["path"].endswith("/search")
+                 or r["query"].get("archived") == ["true"]]
+        counts = {k: getattr(record, k) for k in ("entities", "deleted", "upstream_calls", "retries")}
+        assert counts == {"entities": len(entities),
+                          "deleted": sum(bool(e.get("_deleted")) for e in entities),
+                          "upstream_calls": len(calls), "retries": 1}, (
+            f"{counts}; {len(calls)} calls: {[(r['path'], r['query']) for r in calls]}")
+        assert counts["deleted"] >= 3 and len(calls) > 3, counts
 
 
 class TestMerges:
