@@ -216,10 +216,16 @@ class TestCost:
         assert len(export(small_pages, since=since)) >= 1
         assert len(search_requests(sandbox)) == 1, search_requests(sandbox)
 
+    @pytest.mark.parametrize("incremental", [False, True])
     def test_a_limit_reads_only_the_pages_it_needs(self, small_pages: TestClient,
-                                                   sandbox: Sandbox) -> None:
-        """limit=60 needs two pages of 49 new results: two searches, however many follow."""
-        assert len(export(small_pages, limit=60)) == 60
+                                                   sandbox: Sandbox, incremental: bool) -> None:
+        """limit=60 needs two pages of 49 new results: two searches, however many follow,
+        on a full export as on an incremental one."""
+        params: dict = {"limit": 60}
+        if incremental:
+            params["since"] = export(small_pages, limit=1)[0]["_updated"]
+            sandbox.request_log.clear()
+        assert len(export(small_pages, **params)) == 60
         assert len(search_requests(sandbox)) == 2, search_requests(sandbox)
 
 
