@@ -276,6 +276,20 @@ class TestSummary:
         assert counts["deleted"] >= 3 and len(calls) > 3, counts
 
 
+class TestUnusableListing:
+    def test_an_unusable_archived_listing_is_hubspots_failure(self, service: TestClient,
+                                                             sandbox: Sandbox) -> None:
+        """An archived listing that parses but cannot be used (a contact without id) is a
+        502 that names that answer, so the operator knows which HubSpot call to look at."""
+        since = export(service, limit=1)[0]["_updated"]
+        sandbox.inject(Fault(endpoint="list", status=200, times=None,
+                             body={"results": [{"archived": True}]}))
+        response = service.get("/get_contacts", params={"since": since})
+        assert response.status_code == 502, response.text[:300]
+        assert "list of archived contacts answer could not be used" in response.json()["detail"], (
+            response.text)
+
+
 class TestMerges:
     def test_merged_away_ids_arrive_deleted_just_before_the_survivor(
             self, service: TestClient, sandbox: Sandbox) -> None:
