@@ -276,6 +276,30 @@ class TestSummary:
         assert counts["deleted"] >= 3 and len(calls) > 3, counts
 
 
+class TestEqualPositions:
+    def test_a_deletion_on_the_position_of_its_live_version_wins(
+            self, service: TestClient, sandbox: Sandbox) -> None:
+        """A contact modified and archived on one millisecond (so its archivedAt is not
+        trusted) is placed where the listing first showed it: the last millisecond that
+        listing may have covered. When that is the very millisecond of the modification and
+        search still lists the live version, both sit on one position: the deletion is the
+        one sent, or the pipe would keep the contact for ever."""
+        since = export(service)[-1]["_updated"]
+        second = sandbox.now_ms() // 1000 * 1000 + 60_000
+        sandbox.advance(second + 999 - SETTLE_MS - sandbox.now_ms())
+        victim = sorted(sandbox.live(), key=int)[4]
+        sandbox.modify_and_archive([victim], {"firstname": "gone"})
+        sandbox.search_drop_lag_ms = 100 * SETTLE_MS
+        sandbox.advance(SETTLE_MS)  # the listing is read within `second`: first seen here
+        first = export(service, since=since)
+        assert victim not in [e["_id"] for e in first], f"sent before it settled: {first}"
+        sandbox.advance(2 * SETTLE_MS)
+        sent = [e for e in export(service, since=since) if e["_id"] == victim]
+        assert len(sent) == 1 and sent[0].get("_deleted") is True, (
+            f"{victim} modified and archived on its deletion's position came as "
+            f"{[(e['_updated'], e.get('_deleted')) for e in sent]}")
+
+
 class TestUnusableListing:
     def test_an_unusable_archived_listing_is_hubspots_failure(self, service: TestClient,
                                                              sandbox: Sandbox) -> None:
