@@ -218,6 +218,24 @@ class TestFullExport:
         assert_deletion_arrives(pipe, sandbox, first, f"{behaviour}, deleted during a full export")
 
 
+    def test_no_catch_up_beyond_the_archived_snapshot(self, configure, sandbox: Sandbox) -> None:
+        """A full export that outlasts the settle time reads on only as far as the shared
+        archived snapshot is complete: with a snapshot no newer than its own horizon, it
+        sends no further search and still ends whole (what changed comes next request)."""
+        service = configure(search_page_size=50, search_concurrency=1,
+                            archived_snapshot_seconds=600)
+        export(service, since=export(service, limit=1)[0]["_updated"])  # reads the snapshot
+        searches = []
+        for hook in (None, lambda page: settle(sandbox) if page == 2 else None):
+            sandbox.request_log.clear()
+            sandbox.on_search_page(hook)
+            entities = export(service)
+            searches.append(sum(r["path"].endswith("/search") for r in sandbox.request_log))
+            assert len(entities) == len(sandbox.live()), f"{len(entities)} of {len(sandbox.live())}"
+        sandbox.on_search_page(None)
+        assert searches[1] == searches[0], f"searches without and with a catch-up due: {searches}"
+
+
 class TestArchivedAt:
     @pytest.mark.parametrize("behaviour", ARCHIVED_AT)
     def test_a_deletion_after_the_offset_of_a_contact_edited_before_it(
