@@ -319,11 +319,12 @@ class TestUpstreamFailure:
     def test_an_unusable_answer_is_hubspots_failure(self, service: TestClient, sandbox: Sandbox,
                                                    body: dict) -> None:
         """A HubSpot answer that parses but cannot be used (more promised but nothing sent,
-        a contact without time or id) is a 502 that says so, not a 500 or a short array."""
+        a contact without time or id) is a 502 that says so and names the search, not a 500
+        or a short array."""
         sandbox.inject(Fault(endpoint="search", status=200, body=body, times=None))
         response = service.get("/get_contacts")
         assert response.status_code == 502, response.text[:300]
-        assert "could not be used" in response.json()["detail"], response.text
+        assert "HubSpot's search answer could not be used" in response.json()["detail"], response.text
 
     @pytest.mark.parametrize("limit", [None, 5])
     def test_an_answer_without_a_total_is_used(self, service: TestClient, sandbox: Sandbox,
