@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import sys
+import threading
 
 import orjson
 import pytest
 from starlette.testclient import TestClient
 
 from app.continuation import encode_key, format_ms, parse_timestamp
+from app.export import read_ahead
 from app.sandbox import Fault, Sandbox
 
 from .sesam import settle
@@ -229,6 +232,47 @@ class TestCost:
             sandbox.request_log.clear()
         assert len(export(small_pages, **params)) == 60
         assert len(search_requests(sandbox)) == 2, search_requests(sandbox)
+
+
+def handing_over(thread: threading.Thread) -> bool:
+    """Whether ``thread`` waits inside a queue's ``put``, i.e. for room in a full queue."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None and not (frame.f_code.co_name == "wait" and frame.f_back is not None
+                                     and frame.f_back.f_code.co_name == "put"):
+        frame = frame.f_back
+    return frame is not None
+
+
+class TestReadAhead:
+    def test_a_consumer_that_stops_early_stops_the_reader(self) -> None:
+        """An export cut short (a limit, a client that hangs up) leaves no thread behind
+        blocked on handing over a page that nobody will take."""
+        before = set(threading.enumerate())
+        reader = read_ahead(iter(range(1000)), 1)
+        assert next(reader) == 0
+        (thread,) = [t for t in threading.enumerate()
+                     if t not in before and t.name == "export-read-ahead"]
+        ready = reader.gi_frame.f_locals["ready"]
+        for _ in range(3000):  # until it waits to hand over the page after a full queue's
+            if ready.full() and handing_over(thread):
+                break
+            thread.join(timeout=0.01)
+        assert ready.full() and handing_over(thread), "the reader never filled its queue"
+        reader.close()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "the read-ahead thread outlived its consumer"
+
+    def test_an_error_reaches_the_consumer(self) -> None:
+        """A failure while reading ahead is raised where the export is consumed, after what
+        was read before it."""
+        def source():
+            yield 1
+            raise ValueError("page 2 failed")
+
+        reader = read_ahead(source(), 1)
+        assert next(reader) == 1
+        with pytest.raises(ValueError, match="page 2 failed"):
+            next(reader)
 
 
 class TestProperties:
