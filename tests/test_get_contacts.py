@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+from typing import Iterator
 
 import orjson
 import pytest
@@ -243,24 +244,40 @@ def handing_over(thread: threading.Thread) -> bool:
     return frame is not None
 
 
+def blocked_reader(source: Iterator[int]) -> tuple[Iterator[int], threading.Thread]:
+    """``read_ahead`` over ``source`` (one ahead), once its first item has been taken and its
+    thread waits for room to hand over the item after the one in its full queue."""
+    before = set(threading.enumerate())
+    reader = read_ahead(source, 1)
+    assert next(reader) == 0
+    (thread,) = [t for t in threading.enumerate()
+                 if t not in before and t.name == "export-read-ahead"]
+    ready = reader.gi_frame.f_locals["ready"]  # type: ignore[attr-defined]
+    for _ in range(3000):
+        if ready.full() and handing_over(thread):
+            break
+        thread.join(timeout=0.01)
+    assert ready.full() and handing_over(thread), "the reader never filled its queue"
+    return reader, thread
+
+
 class TestReadAhead:
     def test_a_consumer_that_stops_early_stops_the_reader(self) -> None:
         """An export cut short (a limit, a client that hangs up) leaves no thread behind
-        blocked on handing over a page that nobody will take."""
-        before = set(threading.enumerate())
-        reader = read_ahead(iter(range(1000)), 1)
-        assert next(reader) == 0
-        (thread,) = [t for t in threading.enumerate()
-                     if t not in before and t.name == "export-read-ahead"]
-        ready = reader.gi_frame.f_locals["ready"]
-        for _ in range(3000):  # until it waits to hand over the page after a full queue's
-            if ready.full() and handing_over(thread):
-                break
-            thread.join(timeout=0.01)
-        assert ready.full() and handing_over(thread), "the reader never filled its queue"
-        reader.close()
+        blocked on handing over a page that nobody will take, nor one reading on."""
+        source = iter(range(1000))
+        reader, thread = blocked_reader(source)
+        reader.close()  # type: ignore[attr-defined]
         thread.join(timeout=10)
         assert not thread.is_alive(), "the read-ahead thread outlived its consumer"
+        assert next(source, None) is not None, "it read on to the end after the consumer left"
+
+    def test_a_slow_consumer_gets_everything(self) -> None:
+        """A consumer slower than the reader (Sesam still taking a page while the next one is
+        read) gets every item in order: the reader waits for room as long as it takes."""
+        reader, thread = blocked_reader(iter(range(5)))
+        thread.join(timeout=0.5)  # the reader's waits for room time out a few times
+        assert list(reader) == [1, 2, 3, 4]
 
     def test_an_error_reaches_the_consumer(self) -> None:
         """A failure while reading ahead is raised where the export is consumed, after what
