@@ -244,20 +244,26 @@ def handing_over(thread: threading.Thread) -> bool:
     return frame is not None
 
 
-def blocked_reader(source: Iterator[int]) -> tuple[Iterator[int], threading.Thread]:
-    """``read_ahead`` over ``source`` (one ahead), once its first item has been taken and its
-    thread waits for room to hand over the item after the one in its full queue."""
+def blocked_reader(items: Iterator[int]) -> tuple[Iterator[int], threading.Thread]:
+    """``read_ahead`` over ``items`` (one ahead), once its first item has been taken and its
+    thread waits for room to hand over the third (the second fills its queue)."""
+    pulled: list[int] = []
+
+    def source() -> Iterator[int]:
+        for item in items:
+            pulled.append(item)
+            yield item
+
     before = set(threading.enumerate())
-    reader = read_ahead(source, 1)
+    reader = read_ahead(source(), 1)
     assert next(reader) == 0
     (thread,) = [t for t in threading.enumerate()
                  if t not in before and t.name == "export-read-ahead"]
-    ready = reader.gi_frame.f_locals["ready"]  # type: ignore[attr-defined]
     for _ in range(3000):
-        if ready.full() and handing_over(thread):
+        if len(pulled) == 3 and handing_over(thread):
             break
         thread.join(timeout=0.01)
-    assert ready.full() and handing_over(thread), "the reader never filled its queue"
+    assert len(pulled) == 3 and handing_over(thread), f"the reader is not waiting: {pulled}"
     return reader, thread
 
 
