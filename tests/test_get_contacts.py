@@ -407,12 +407,13 @@ class TestUpstreamFailure:
 
     def test_failure_mid_stream_breaks_the_json(self, configure, sandbox: Sandbox) -> None:
         """HubSpot failing after the body has begun ends it as invalid JSON, so Sesam
-        cannot take a partial export for a complete one."""
+        cannot take a partial export for a complete one; the last line says why."""
         service = configure(search_page_size=50, search_concurrency=1)
         sandbox.inject(Fault(endpoint="search", status=500, skip=5, times=None))
         response = service.get("/get_contacts")
         assert response.status_code == 200 and response.content.startswith(b"[{")
-        assert b"EXPORT ABORTED" in response.content, response.content[-300:]
+        assert b"EXPORT ABORTED: HubSpot failed: HubSpot answered 500" in response.content, (
+            response.content[-300:])
         with pytest.raises(orjson.JSONDecodeError):
             orjson.loads(response.content)
 
