@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 import threading
@@ -405,12 +406,20 @@ class TestUpstreamFailure:
         entities = export(service, **params)
         assert [entity["_id"] for entity in entities] == ["5"], entities
 
-    def test_failure_mid_stream_breaks_the_json(self, configure, sandbox: Sandbox) -> None:
+    def test_failure_mid_stream_breaks_the_json(self, configure, sandbox: Sandbox,
+                                                caplog: pytest.LogCaptureFixture) -> None:
         """HubSpot failing after the body has begun ends it as invalid JSON, so Sesam
-        cannot take a partial export for a complete one; the last line says why."""
+        cannot take a partial export for a complete one; the last line says why, and so
+        does an error in the log."""
         service = configure(search_page_size=50, search_concurrency=1)
         sandbox.inject(Fault(endpoint="search", status=500, skip=5, times=None))
-        response = service.get("/get_contacts")
+        with caplog.at_level(logging.ERROR, logger="app.export"):
+            response = service.get("/get_contacts")
+        logged = [(r.getMessage(), getattr(r, "error", None)) for r in caplog.records
+                  if r.name == "app.export"]
+        assert [message for message, _ in logged] == [
+            "export aborted mid-stream; the body was ended as invalid JSON"], logged
+        assert "HubSpot answered 500" in str(logged[0][1]), logged
         assert response.status_code == 200 and response.content.startswith(b"[{")
         assert b"EXPORT ABORTED: HubSpot failed: HubSpot answered 500" in response.content, (
             response.content[-300:])
