@@ -268,15 +268,6 @@ class KeysetWalk:
         if self._horizon_ms is None:
             self._horizon_ms = horizon_ms
 
-    def extend_horizon(self, horizon_ms: int) -> bool:
-        """After the walk is done, read on up to a later horizon: what changed while it
-        ran has moved there. Everything emitted lies before the old horizon, so the order
-        holds. Returns whether there is anything new to read."""
-        if not self._done or self._horizon_ms is None or horizon_ms <= self._horizon_ms:
-            return False
-        self._horizon_ms, self._done = horizon_ms, False
-        return True
-
     def next_query(self) -> Query | None:
         if self._done:
             return None

@@ -3,6 +3,7 @@ its behaviours, merges and restores, through the HTTP surface and in the pure pa
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import Any
 
@@ -16,9 +17,10 @@ from app.continuation import (
     ALL_IDS, MAX_ID, MAX_MS, MIN_MS, InvalidSince, encode_position, parse_since, walk_start,
 )
 from app.deletions import Snapshot, deletion_ms, first_seen_ms, merged_ids
-from app.sandbox import Sandbox
+from app.sandbox import Fault, Sandbox
 
 from .sesam import SETTLE_SECONDS, SesamPipe, assert_in_sync, settle
+from .test_continuation import scaled
 from .test_sesam_pipe import churn
 
 ARCHIVED_AT = ["deletion time", "last-modified time"]
@@ -216,6 +218,24 @@ class TestFullExport:
         assert_deletion_arrives(pipe, sandbox, first, f"{behaviour}, deleted during a full export")
 
 
+    def test_no_catch_up_beyond_the_archived_snapshot(self, configure, sandbox: Sandbox) -> None:
+        """A full export that outlasts the settle time reads on only as far as the shared
+        archived snapshot is complete: with a snapshot no newer than its own horizon, it
+        sends no further search and still ends whole (what changed comes next request)."""
+        service = configure(search_page_size=50, search_concurrency=1,
+                            archived_snapshot_seconds=600)
+        export(service, since=export(service, limit=1)[0]["_updated"])  # reads the snapshot
+        searches = []
+        for hook in (None, lambda page: settle(sandbox) if page == 2 else None):
+            sandbox.request_log.clear()
+            sandbox.on_search_page(hook)
+            entities = export(service)
+            searches.append(sum(r["path"].endswith("/search") for r in sandbox.request_log))
+            assert len(entities) == len(sandbox.live()), f"{len(entities)} of {len(sandbox.live())}"
+        sandbox.on_search_page(None)
+        assert searches[1] == searches[0], f"searches without and with a catch-up due: {searches}"
+
+
 class TestArchivedAt:
     @pytest.mark.parametrize("behaviour", ARCHIVED_AT)
     def test_a_deletion_after_the_offset_of_a_contact_edited_before_it(
@@ -247,6 +267,69 @@ class TestArchivedAt:
         pipe.run()
         assert not pipe.dataset[victim].get("_deleted"), f"{behaviour}: {victim} not restored"
         assert_in_sync(pipe, sandbox, f"{behaviour}: after the restore")
+
+
+class TestSummary:
+    def test_the_summary_line_counts_the_whole_export(self, configure, sandbox: Sandbox,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+        """The summary log line an operator reads after each request counts the entities
+        sent and the deletions among them, and HubSpot's calls (the archived listing's and
+        every search page's) and the retries among them, over the whole export."""
+        service = configure(search_page_size=50)
+        since = export(service)[10]["_updated"]
+        sandbox.archive(sorted(sandbox.live(), key=int)[:3])
+        settle(sandbox)
+        sandbox.request_log.clear()
+        sandbox.inject(Fault(endpoint="search", status=503, times=1))
+        with caplog.at_level(logging.INFO, logger="app.handlers"):
+            entities = export(service, since=since)
+        (record,) = [r for r in caplog.records if r.name == "app.handlers"]
+        calls = [r for r in sandbox.request_log if r["path"].endswith("/search")
+                 or r["query"].get("archived") == ["true"]]
+        counts = {k: getattr(record, k) for k in ("entities", "deleted", "upstream_calls", "retries")}
+        assert counts == {"entities": len(entities),
+                          "deleted": sum(bool(e.get("_deleted")) for e in entities),
+                          "upstream_calls": len(calls), "retries": 1}, (
+            f"{counts}; {len(calls)} calls: {[(r['path'], r['query']) for r in calls]}")
+        assert counts["deleted"] >= 3 and len(calls) > 3, counts
+
+
+class TestEqualPositions:
+    def test_a_deletion_on_the_position_of_its_live_version_wins(
+            self, service: TestClient, sandbox: Sandbox) -> None:
+        """A contact modified and archived on one millisecond (so its archivedAt is not
+        trusted) is placed where the listing first showed it: the last millisecond that
+        listing may have covered. When that is the very millisecond of the modification and
+        search still lists the live version, both sit on one position: the deletion is the
+        one sent, or the pipe would keep the contact for ever."""
+        since = export(service)[-1]["_updated"]
+        second = sandbox.now_ms() // 1000 * 1000 + 60_000
+        sandbox.advance(second + 999 - SETTLE_MS - sandbox.now_ms())
+        victim = sorted(sandbox.live(), key=int)[4]
+        sandbox.modify_and_archive([victim], {"firstname": "gone"})
+        sandbox.search_drop_lag_ms = 100 * SETTLE_MS
+        sandbox.advance(SETTLE_MS)  # the listing is read within `second`: first seen here
+        first = export(service, since=since)
+        assert victim not in [e["_id"] for e in first], f"sent before it settled: {first}"
+        sandbox.advance(2 * SETTLE_MS)
+        sent = [e for e in export(service, since=since) if e["_id"] == victim]
+        assert len(sent) == 1 and sent[0].get("_deleted") is True, (
+            f"{victim} modified and archived on its deletion's position came as "
+            f"{[(e['_updated'], e.get('_deleted')) for e in sent]}")
+
+
+class TestUnusableListing:
+    def test_an_unusable_archived_listing_is_hubspots_failure(self, service: TestClient,
+                                                             sandbox: Sandbox) -> None:
+        """An archived listing that parses but cannot be used (a contact without id) is a
+        502 that names that answer, so the operator knows which HubSpot call to look at."""
+        since = export(service, limit=1)[0]["_updated"]
+        sandbox.inject(Fault(endpoint="list", status=200, times=None,
+                             body={"results": [{"archived": True}]}))
+        response = service.get("/get_contacts", params={"since": since})
+        assert response.status_code == 502, response.text[:300]
+        assert "list of archived contacts answer could not be used" in response.json()["detail"], (
+            response.text)
 
 
 class TestMerges:
@@ -334,11 +417,12 @@ def test_rounds_of_deletions_merges_and_restores(
     sandbox.search_lag_ms = 2000
     pipe = SesamPipe(configure(search_page_size=rng.choice([9, 50])), strategy, page_size=page_size)
     pipe.run()
-    for _ in range(15):
+    rounds = scaled(15)
+    for _ in range(rounds):
         churn_with_merges(sandbox, rng)
         pipe.run()
         sandbox.advance(rng.choice([0, 1000, 4000, 9000]))
     for _ in range(2):
         settle(sandbox)
         pipe.run()
-    assert_in_sync(pipe, sandbox, f"{behaviour}, {strategy}: after 15 rounds ({pipe.requests} requests)")
+    assert_in_sync(pipe, sandbox, f"{behaviour}, {strategy}: after {rounds} rounds ({pipe.requests} requests)")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
+import threading
+from typing import Iterator
 
 import orjson
 import pytest
 from starlette.testclient import TestClient
 
 from app.continuation import encode_key, format_ms, parse_timestamp
+from app.export import read_ahead
 from app.sandbox import Fault, Sandbox
 
 from .sesam import settle
@@ -199,10 +204,12 @@ class TestCost:
     def _small_pages(self, configure) -> TestClient:
         return configure(search_page_size=50)
 
+    @pytest.mark.parametrize("limit", [None, 10_000])
     def test_a_full_export_reads_each_page_once(self, small_pages: TestClient,
-                                                sandbox: Sandbox) -> None:
-        """No page is read that the export does not use: ceil(live / 49) searches."""
-        live = len(export(small_pages))
+                                                sandbox: Sandbox, limit: int | None) -> None:
+        """No page is read that the export does not use: ceil(live / 49) searches, also
+        when the limit is above what there is (HubSpot's total then sizes the reads)."""
+        live = len(export(small_pages, **({} if limit is None else {"limit": limit})))
         calls = len(search_requests(sandbox))
         assert calls == -(-live // 49), f"{calls} searches for {live} contacts"
 
@@ -216,11 +223,80 @@ class TestCost:
         assert len(export(small_pages, since=since)) >= 1
         assert len(search_requests(sandbox)) == 1, search_requests(sandbox)
 
+    @pytest.mark.parametrize("incremental", [False, True])
     def test_a_limit_reads_only_the_pages_it_needs(self, small_pages: TestClient,
-                                                   sandbox: Sandbox) -> None:
-        """limit=60 needs two pages of 49 new results: two searches, however many follow."""
-        assert len(export(small_pages, limit=60)) == 60
+                                                   sandbox: Sandbox, incremental: bool) -> None:
+        """limit=60 needs two pages of 49 new results: two searches, however many follow,
+        on a full export as on an incremental one."""
+        params: dict = {"limit": 60}
+        if incremental:
+            params["since"] = export(small_pages, limit=1)[0]["_updated"]
+            sandbox.request_log.clear()
+        assert len(export(small_pages, **params)) == 60
         assert len(search_requests(sandbox)) == 2, search_requests(sandbox)
+
+
+def handing_over(thread: threading.Thread) -> bool:
+    """Whether ``thread`` waits inside a queue's ``put``, i.e. for room in a full queue."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None and not (frame.f_code.co_name == "wait" and frame.f_back is not None
+                                     and frame.f_back.f_code.co_name == "put"):
+        frame = frame.f_back
+    return frame is not None
+
+
+def blocked_reader(items: Iterator[int]) -> tuple[Iterator[int], threading.Thread]:
+    """``read_ahead`` over ``items`` (one ahead), once its first item has been taken and its
+    thread waits for room to hand over the third (the second fills its queue)."""
+    pulled: list[int] = []
+
+    def source() -> Iterator[int]:
+        for item in items:
+            pulled.append(item)
+            yield item
+
+    before = set(threading.enumerate())
+    reader = read_ahead(source(), 1)
+    assert next(reader) == 0
+    (thread,) = [t for t in threading.enumerate()
+                 if t not in before and t.name == "export-read-ahead"]
+    for _ in range(3000):
+        if len(pulled) == 3 and handing_over(thread):
+            break
+        thread.join(timeout=0.01)
+    assert len(pulled) == 3 and handing_over(thread), f"the reader is not waiting: {pulled}"
+    return reader, thread
+
+
+class TestReadAhead:
+    def test_a_consumer_that_stops_early_stops_the_reader(self) -> None:
+        """An export cut short (a limit, a client that hangs up) leaves no thread behind
+        blocked on handing over a page that nobody will take, nor one reading on."""
+        source = iter(range(1000))
+        reader, thread = blocked_reader(source)
+        reader.close()  # type: ignore[attr-defined]
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "the read-ahead thread outlived its consumer"
+        assert next(source, None) is not None, "it read on to the end after the consumer left"
+
+    def test_a_slow_consumer_gets_everything(self) -> None:
+        """A consumer slower than the reader (Sesam still taking a page while the next one is
+        read) gets every item in order: the reader waits for room as long as it takes."""
+        reader, thread = blocked_reader(iter(range(5)))
+        thread.join(timeout=0.5)  # the reader's waits for room time out a few times
+        assert list(reader) == [1, 2, 3, 4]
+
+    def test_an_error_reaches_the_consumer(self) -> None:
+        """A failure while reading ahead is raised where the export is consumed, after what
+        was read before it."""
+        def source():
+            yield 1
+            raise ValueError("page 2 failed")
+
+        reader = read_ahead(source(), 1)
+        assert next(reader) == 1
+        with pytest.raises(ValueError, match="page 2 failed"):
+            next(reader)
 
 
 class TestProperties:
@@ -311,20 +387,42 @@ class TestUpstreamFailure:
     def test_an_unusable_answer_is_hubspots_failure(self, service: TestClient, sandbox: Sandbox,
                                                    body: dict) -> None:
         """A HubSpot answer that parses but cannot be used (more promised but nothing sent,
-        a contact without time or id) is a 502 that says so, not a 500 or a short array."""
+        a contact without time or id) is a 502 that says so and names the search, not a 500
+        or a short array."""
         sandbox.inject(Fault(endpoint="search", status=200, body=body, times=None))
         response = service.get("/get_contacts")
         assert response.status_code == 502, response.text[:300]
-        assert "could not be used" in response.json()["detail"], response.text
+        assert "HubSpot's search answer could not be used" in response.json()["detail"], response.text
 
-    def test_failure_mid_stream_breaks_the_json(self, configure, sandbox: Sandbox) -> None:
+    @pytest.mark.parametrize("limit", [None, 5])
+    def test_an_answer_without_a_total_is_used(self, service: TestClient, sandbox: Sandbox,
+                                               limit: int | None) -> None:
+        """HubSpot's ``total`` only sizes the next round of reads: an answer without one is
+        exported all the same, with or without a limit."""
+        contact = {"id": "5", "properties": {"lastmodifieddate": "2024-01-01T00:00:00Z"}}
+        sandbox.inject(Fault(endpoint="search", status=200, body={"results": [contact]},
+                             times=None))
+        params = {} if limit is None else {"limit": limit}
+        entities = export(service, **params)
+        assert [entity["_id"] for entity in entities] == ["5"], entities
+
+    def test_failure_mid_stream_breaks_the_json(self, configure, sandbox: Sandbox,
+                                                caplog: pytest.LogCaptureFixture) -> None:
         """HubSpot failing after the body has begun ends it as invalid JSON, so Sesam
-        cannot take a partial export for a complete one."""
+        cannot take a partial export for a complete one; the last line says why, and so
+        does an error in the log."""
         service = configure(search_page_size=50, search_concurrency=1)
         sandbox.inject(Fault(endpoint="search", status=500, skip=5, times=None))
-        response = service.get("/get_contacts")
+        with caplog.at_level(logging.ERROR, logger="app.export"):
+            response = service.get("/get_contacts")
+        logged = [(r.getMessage(), getattr(r, "error", None)) for r in caplog.records
+                  if r.name == "app.export"]
+        assert [message for message, _ in logged] == [
+            "export aborted mid-stream; the body was ended as invalid JSON"], logged
+        assert "HubSpot answered 500" in str(logged[0][1]), logged
         assert response.status_code == 200 and response.content.startswith(b"[{")
-        assert b"EXPORT ABORTED" in response.content, response.content[-300:]
+        assert b"EXPORT ABORTED: HubSpot failed: HubSpot answered 500" in response.content, (
+            response.content[-300:])
         with pytest.raises(orjson.JSONDecodeError):
             orjson.loads(response.content)
 

@@ -22,6 +22,7 @@ from app import continuation, export, hubspot
 from app.sandbox import Sandbox
 
 from . import test_continuation as unit
+from . import test_deletions as deletions_level
 from . import test_get_contacts as service_level
 
 
@@ -76,6 +77,13 @@ MUTANTS = {
         Mutant(export.Exporter, "_live", "horizon = pages[0].server_ms - self._settle_ms",
                "horizon = pages[0].server_ms"),
         service_test(service_level.TestFullExport().test_a_full_export_holds_back_changes_within_the_settle_time)),
+    "a deletion ranked after the live contact on an equal position": (
+        Mutant(export, "_deleted", "yield position, 0, deletion_entity(position)",
+               "yield position, 1, deletion_entity(position)"),
+        service_test(deletions_level.TestEqualPositions().test_a_deletion_on_the_position_of_its_live_version_wins)),
+    "no equal-position de-duplication": (
+        Mutant(export.Exporter, "_pass", "last = position", "last = None"),
+        service_test(deletions_level.TestEqualPositions().test_a_deletion_on_the_position_of_its_live_version_wins)),
 }
 
 
