@@ -23,7 +23,7 @@ from .config import Settings
 from .continuation import Position
 from .errors import UpstreamError
 from .export import Entity, Exporter, ExportStats, read_ahead
-from .hubspot import HubSpotClient
+from .hubspot import HubSpotClient, error_context
 from .objects import CONTACTS, ObjectType, ObjectTypes, standard_types
 
 ASSOCIATION_BATCH = 1000  # HubSpot's most inputs per v4 batch read
@@ -95,11 +95,11 @@ class _Associations:
         found: dict[str, list[dict[str, Any]]] = {}
         pending: list[dict[str, str]] = [{"id": i} for i in ids]
         while pending:
-            data, calls = self._client.associations(self._source, target, pending[:ASSOCIATION_BATCH])
+            batch, pending = pending[:ASSOCIATION_BATCH], pending[ASSOCIATION_BATCH:]
+            data, calls = self._client.associations(self._source, target, batch)
             self._stats.upstream_calls += calls
             self._stats.retries += calls - 1
-            asked = {item["id"] for item in pending[:ASSOCIATION_BATCH]}
-            pending = pending[ASSOCIATION_BATCH:]
+            asked = {item["id"] for item in batch}
             try:
                 answered = _take(data, found, pending)
             except (KeyError, TypeError, AttributeError) as exc:
@@ -136,11 +136,4 @@ def _take(data: dict[str, Any], found: dict[str, list[dict[str, Any]]],
 def _without_associations(data: dict[str, Any]) -> set[str]:
     """The ids a 207 answer lists as having nothing to return (HubSpot names them in each
     error's ``context``)."""
-    named: set[str] = set()
-    for error in data.get("errors") or []:
-        context = error.get("context") if isinstance(error, dict) else None
-        if isinstance(context, dict):
-            for values in context.values():
-                if isinstance(values, list):
-                    named.update(str(v) for v in values)
-    return named
+    return {str(value) for _, values in error_context(data) for value in values}

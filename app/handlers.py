@@ -46,10 +46,7 @@ class CrmApi:
             start = parse_since(since)
         except InvalidSince as exc:
             raise BadRequestProblem(detail=str(exc)) from None
-        try:
-            kind = self._crm.types.resolve(objectType)
-        except UnknownObjectType as exc:
-            raise ProblemException(status=404, title="Unknown object type", detail=str(exc)) from None
+        kind = self._resolve(objectType)
         related = self._associated(associations)
         export = _Export(self._metrics, kind, since, limit)
         entities = self._crm.entities(kind, start, limit, export.stats, related)
@@ -64,19 +61,19 @@ class CrmApi:
         return StreamingResponse(export.watch(chain([first], chunks)),
                                  media_type="application/json")
 
+    def _resolve(self, name: str, where: str = "") -> ObjectType:
+        """The type a request names; well-formed (the spec checked that) but not in this
+        portal is a 404, in the path or in `associations` alike."""
+        try:
+            return self._crm.types.resolve(name)
+        except UnknownObjectType as exc:
+            raise ProblemException(status=404, title="Unknown object type",
+                                   detail=f"{where}{exc}") from None
+
     def _associated(self, names: str | None) -> tuple[ObjectType, ...]:
-        if names is None:
-            return ()
-        kinds = {}
-        for name in names.split(","):
-            try:
-                kind = self._crm.types.resolve(name)
-            except UnknownObjectType as exc:
-                # Well-formed but not in this portal: like an unknown objectType, a 404.
-                raise ProblemException(status=404, title="Unknown object type",
-                                       detail=f"query parameter 'associations': {exc}") from None
-            kinds[kind.path] = kind
-        return tuple(kinds.values())
+        kinds = (self._resolve(name, "query parameter 'associations': ")
+                 for name in (names.split(",") if names is not None else ()))
+        return tuple({kind.path: kind for kind in kinds}.values())
 
     def health(self) -> tuple[dict[str, Any], int, dict[str, str]]:
         # Named, because the operation also declares a problem+json answer (its 400).

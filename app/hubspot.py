@@ -354,15 +354,20 @@ class ObjectClient:
         return self._client.archived_pages(self.kind)
 
 
-def _required_scopes(body: dict[str, Any]) -> list[str]:
-    """The scopes a MISSING_SCOPES answer names (in ``errors[].context``, under a key such
-    as ``requiredGranularScopes``)."""
-    found: list[str] = []
+def error_context(body: dict[str, Any]) -> Iterator[tuple[str, list[Any]]]:
+    """The (key, values) pairs of every ``errors[].context`` of a HubSpot answer: where it
+    names the scopes a 403 wants, or the ids a batch's 207 had nothing for."""
     for error in body.get("errors") or []:
         context = error.get("context") if isinstance(error, dict) else None
-        for key, values in (context or {}).items() if isinstance(context, dict) else ():
-            if "scope" in key.lower() and isinstance(values, list):
-                found += [v for v in values if isinstance(v, str)]
+        if isinstance(context, dict):
+            yield from ((key, values) for key, values in context.items() if isinstance(values, list))
+
+
+def _required_scopes(body: dict[str, Any]) -> list[str]:
+    """The scopes a MISSING_SCOPES answer names (under a key such as
+    ``requiredGranularScopes``)."""
+    found = [value for key, values in error_context(body) if "scope" in key.lower()
+             for value in values if isinstance(value, str)]
     return list(dict.fromkeys(found))[:5]
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import orjson
 import pytest
-import requests
 from starlette.testclient import TestClient
 
 from app.sandbox import Sandbox, SandboxServer
 from app.sandbox.associations import PAGE_SIZE as ASSOCIATION_PAGE
 
+from .crm import Crm, modified_property
 from .sesam import T0, settle
 
 
@@ -78,10 +78,6 @@ class TestRefusals:
 
 STANDARD = ["contacts", "companies", "deals", "tickets", "products", "line_items", "quotes",
             "calls", "emails", "meetings", "notes", "tasks"]
-
-
-def modified_property(kind: str) -> str:
-    return "lastmodifieddate" if kind == "contacts" else "hs_lastmodifieddate"
 
 
 class TestEveryType:
@@ -161,8 +157,7 @@ class TestEveryType:
 
 def custom_schemas(server: SandboxServer, sandbox: Sandbox) -> list[dict]:
     """The portal's custom object schemas, as HubSpot's schemas API lists them."""
-    answer = requests.get(server.url + "/crm/v3/schemas", timeout=10,
-                          headers={"Authorization": f"Bearer {sandbox.token}"})
+    answer = Crm(server.url, sandbox.token).get("/crm/v3/schemas")
     assert answer.status_code == 200, answer.text
     return answer.json()["results"]
 
@@ -196,8 +191,7 @@ class TestAssociations:
     def test_association_reads_cost_a_call_per_thousand_records(self, service: TestClient,
                                                                 sandbox: Sandbox) -> None:
         """Association reads cost one v4 call per 1,000 records per type, plus one per
-        extra page of a record with many; a changed association reaches Sesam with the
-        record's next change."""
+        extra page of a record with many."""
         sandbox.reset_counters()
         entities = objects(service, "companies", associations="contacts")
         extra_pages = sum(max(0, -(-len(e["associations"]["contacts"]) // ASSOCIATION_PAGE) - 1)

@@ -11,6 +11,7 @@ import pytest
 from app.sandbox import Sandbox, SandboxServer
 
 from .conftest import sandbox_clock
+from .crm import modified_property
 from .sesam import SETTLE_SECONDS, T0, SesamPipe, assert_in_sync, settle
 
 STRATEGIES = [("max", 0), ("chronological", 70), ("chronological", 7)]
@@ -119,7 +120,7 @@ def test_several_types_against_one_service(strategy: str, page_size: int, sandbo
     sandbox.reorder_ties_per_request = True
     service = configure(search_page_size=rng.choice([9, 50]))
     pipes = {kind: SesamPipe(service, strategy, page_size=page_size or 100, path=f"/objects/{kind}",
-                             modified_property="lastmodifieddate" if kind == "contacts" else "hs_lastmodifieddate",
+                             modified_property=modified_property(kind),
                              **({"associations": "contacts"} if kind == "deals" else {}))
              for kind in TYPES}
     for round_no in range(8):
