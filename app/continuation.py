@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
+from itertools import chain
 from typing import Any, Iterable, Literal
 
 ID_WIDTH = 19  # digits of the largest 64-bit id; HubSpot ids are 64-bit integers
@@ -198,11 +199,12 @@ class WalkError(RuntimeError):
 Keyed = list[tuple[Key, Any]]
 
 
-def join_overlapping(pages: list[tuple[Keyed, bool]],
-                     totals: list[int | None] | None = None) -> tuple[Keyed, bool]:
-    """Join pages of ONE query fetched together at offsets 0, n-1, 2(n-1), ... (n the page
-    size), each overlapping the one before by one result; pages are (results in HubSpot's
-    order, has_more). Returns the verified union and whether results follow it.
+SEARCH_CAP = 10_000  # HubSpot answers no result of a query beyond its 10,000th
+
+
+class OverlapJoin:
+    """Pages of ONE query read at offsets 0, n-1, 2(n-1), ... (n the page size), each
+    overlapping the one before by one result, joined one at a time in offset order.
 
     This is how the walk keeps several requests in flight without trusting offsets: a page
     is joined only if it starts with the previous page's last result, and if the
@@ -210,25 +212,59 @@ def join_overlapping(pages: list[tuple[Keyed, bool]],
     result). Otherwise the result set moved, or HubSpot ordered a tie differently in the
     two answers, and the join stops there; the walk goes on from what it verified.
 
-    ``totals`` (HubSpot's ``total`` of each answer) must then also agree: a contact that
-    left the result set between two answers shifts the offsets after it, and a tie that
-    HubSpot orders anew can bring the previous page's last result to the seam by chance,
-    hiding the shift (an unknown total is not trusted).
+    With ``check_totals``, HubSpot's ``total`` of each answer must also agree with the
+    first: a contact that left the result set between two answers shifts the offsets after
+    it, and a tie that HubSpot orders anew can bring the previous page's last result to the
+    seam by chance, hiding the shift (an unknown total is not trusted).
     """
-    joined, has_more = list(pages[0][0]), pages[0][1]
-    for number, (keyed, more) in enumerate(pages[1:], start=1):
-        if not (has_more and keyed and joined and keyed[0][0] == joined[-1][0]):
+
+    def __init__(self, check_totals: bool = True) -> None:
+        self._check_totals = check_totals
+        self._total: int | None = None
+        self._seam: list[Key] = []  # the keys of the last millisecond joined so far
+        self.pages = 0  # pages joined
+        self.has_more = True  # whether results follow the last page joined
+
+    def add(self, keyed: Keyed, has_more: bool, total: int | None = None) -> Keyed | None:
+        """The results the next page adds: all of the first page, then all but the one each
+        page shares with the page before. None if the page cannot be joined (nor can any
+        after it)."""
+        if self.pages == 0:
+            added = list(keyed)
+            self._total = total
+        else:
+            if not (self.has_more and keyed and self._seam and keyed[0][0] == self._seam[-1]):
+                return None
+            if self._check_totals and (total is None or total != self._total):
+                return None
+            seam_ms = keyed[0][0][0]
+            before = self._seam
+            after = [key for key, _ in keyed if key[0] == seam_ms]
+            if len(set(before) | set(after)) != len(before) + len(after) - 1:
+                return None
+            added = list(keyed[1:])
+        self.pages += 1
+        self.has_more = has_more
+        for key, _ in added:
+            if self._seam and key[0] != self._seam[-1][0]:
+                self._seam = []
+            self._seam.append(key)
+        return added
+
+
+def join_overlapping(pages: list[tuple[Keyed, bool]],
+                     totals: list[int | None] | None = None) -> tuple[Keyed, bool]:
+    """Join pages of one query fetched together (see `OverlapJoin`); pages are (results in
+    HubSpot's order, has_more), ``totals`` HubSpot's ``total`` of each, if checked.
+    Returns the verified union and whether results follow it."""
+    join = OverlapJoin(check_totals=totals is not None)
+    joined: Keyed = []
+    for number, (keyed, more) in enumerate(pages):
+        added = join.add(keyed, more, None if totals is None else totals[number])
+        if added is None:
             break
-        if totals is not None and (totals[number] is None or totals[number] != totals[0]):
-            break
-        seam_ms = keyed[0][0][0]
-        before = [key for key, _ in joined if key[0] == seam_ms]
-        after = [key for key, _ in keyed if key[0] == seam_ms]
-        if len(set(before) | set(after)) != len(before) + len(after) - 1:
-            break
-        joined += keyed[1:]
-        has_more = more
-    return joined, has_more
+        joined += added
+    return joined, join.has_more
 
 
 class KeysetWalk:
@@ -257,6 +293,7 @@ class KeysetWalk:
         self._horizon_ms = horizon_ms
         self._read_by_id_from = read_by_id_from
         self._tie_ms: int | None = None
+        self._held: Keyed = []  # results after `_after` held back within a stream
         self._done = False
 
     @property
@@ -275,16 +312,21 @@ class KeysetWalk:
         return Query("scan" if self._tie_ms is None else "tie", self._after, horizon)
 
     def accept(
-        self, query: Query, keyed: Iterable[tuple[Key, Any]], has_more: bool
+        self, query: Query, keyed: Iterable[tuple[Key, Any]], has_more: bool,
+        continued: bool = False,
     ) -> list[tuple[Key, Any]]:
         """Take one page of results for ``query``; return what may be emitted now, in order.
 
         ``keyed`` holds (key, contact) pairs in any order; ``has_more`` is HubSpot's word
-        that the query has results beyond this page.
+        that the query has results beyond this page. ``continued``: these are the next
+        results of the query whose page came before (read at a further offset and joined
+        to it, see `QueryRead`), so what that page held back is still held, not re-read.
         """
         if self._horizon_ms is None:
             raise WalkError("the horizon must be fixed before the first page is accepted")
-        page = sorted((item for item in keyed if item[0] > self._after), key=lambda i: i[0])
+        held, self._held = (self._held if continued else []), []
+        page = sorted(chain(held, (item for item in keyed if item[0] > self._after)),
+                      key=lambda i: i[0])
         within = [item for item in page if item[0][0] <= self._horizon_ms]
         if query.kind == "tie":
             return self._accept_tie(within, has_more)
@@ -292,29 +334,33 @@ class KeysetWalk:
             # Results are sorted by time, so everything up to the horizon came before the
             # first result beyond it: the walk is complete with this page.
             has_more = False
-        return self._accept_scan(within, has_more)
+        return self._accept_scan(within, has_more, continued)
 
-    def _accept_scan(self, page: list[tuple[Key, Any]], has_more: bool) -> list[tuple[Key, Any]]:
+    def _accept_scan(self, page: list[tuple[Key, Any]], has_more: bool,
+                     continued: bool) -> list[tuple[Key, Any]]:
         if not has_more:
             self._done = True
             return self._emit(page)
         if not page:
             raise WalkError("HubSpot announced more search results but sent none")
+        # The last millisecond on the page may go on in the next one: hold it back.
         last_ms = page[-1][0][0]
-        if page[0][0][0] == last_ms:
-            # The whole page is one millisecond: its order says nothing, so read that
-            # millisecond on its own, sorted by id.
+        ready = [item for item in page if item[0][0] < last_ms]
+        held = page[len(ready):]
+        if (not ready and not continued) or (
+                self._read_by_id_from is not None and len(held) >= self._read_by_id_from):
+            # A query's first page all on one millisecond says nothing about its order, and
+            # a held-back millisecond this big would cost memory: read that millisecond on
+            # its own, sorted by id.
+            emitted = self._emit(ready)
             self._tie_ms = last_ms
             if self._after[0] != last_ms:
                 self._after = (last_ms, -1)
-            return []
-        # The last millisecond on the page may go on in the next one: hold it back, and
-        # the next query (from the last key emitted) reads it again whole.
-        emitted = self._emit([item for item in page if item[0][0] < last_ms])
-        held = len(page) - len(emitted)
-        if self._read_by_id_from is not None and held >= self._read_by_id_from:
-            self._tie_ms, self._after = last_ms, (last_ms, -1)
-        return emitted
+            return emitted
+        # The next page of the same query brings the rest of it, or the next query (from
+        # the last key emitted) reads it again whole.
+        self._held = held
+        return self._emit(ready)
 
     def _accept_tie(self, page: list[tuple[Key, Any]], has_more: bool) -> list[tuple[Key, Any]]:
         page = [item for item in page if item[0][0] == self._tie_ms]
@@ -330,3 +376,84 @@ class KeysetWalk:
         if page:
             self._after = page[-1][0]
         return page
+
+
+class QueryRead:
+    """One query of the walk, read as a stream of overlapping pages in flight together.
+
+    The pages of one query are read at offsets 0, n-1, 2(n-1), ... and handed to the walk
+    in that order as they are joined (`OverlapJoin`), so that HubSpot's latency is paid
+    once per query, not once per page, without trusting an offset: a page that does not
+    join ends the read, and the walk's next query (a keyset query from the last key
+    emitted) goes on from what was verified. The read also ends where the walk no longer
+    wants this query (it turned to reading a millisecond by id, or is complete), at
+    HubSpot's 10,000th result, and where nothing more is needed. The caller requests the
+    offsets `next_offset` gives (as many as it keeps in flight) and hands each answer, in
+    offset order, to `take`::
+
+        read = QueryRead(walk, query, page_size)
+        while (offset := read.next_offset()) is not None or in_flight:
+            ...                                  # request it; take the oldest answer:
+            walk.fix_horizon(server_ms - settle_ms)
+            emit(read.take(page, has_more, total))
+            if not read.open: break              # answers still in flight are dropped
+    """
+
+    def __init__(self, walk: KeysetWalk, query: Query, page_size: int, *,
+                 expected: int | None = None, wanted: int | None = None,
+                 check_totals: bool = True) -> None:
+        """``expected``: how many results the query is thought to have (from the query
+        before it), so that its pages can be requested before the first answer says;
+        otherwise only the first page is. ``wanted``: results worth reading (a limit)."""
+        self._walk = walk
+        self.query = query
+        self._step = page_size - 1
+        self._last_offset = SEARCH_CAP - page_size
+        self._join = OverlapJoin(check_totals)
+        # A query sent before the horizon was known is open-ended: a record modified while
+        # it is read moves within its results rather than out of them, so HubSpot's totals
+        # cannot reveal the shift; only its first page is read.
+        self._bounded = walk.horizon_ms is not None
+        self._known = expected  # the query's total, once its first answer says
+        self._wanted = wanted
+        self._requested = 0
+        self.open = True  # whether the rest of this query is still worth reading
+        self.refused = False  # whether a page could not be joined
+        self.emitted = 0  # results of this query the walk emitted
+
+    def next_offset(self) -> int | None:
+        """The offset of the next page to request, if it is worth requesting now."""
+        offset = self._requested * self._step
+        if not self.open or offset > self._last_offset:
+            return None
+        if self._requested:
+            needed = self._known if self._wanted is None or self._known is None \
+                else min(self._known, self._wanted)
+            if not self._bounded or needed is None or offset >= needed:
+                return None
+        self._requested += 1
+        return offset
+
+    def take(self, keyed: Keyed, has_more: bool, total: int | None) -> Keyed:
+        """The next answer, in offset order: what the walk emits from it."""
+        if self._join.pages == 0:
+            self._known = total
+        added = self._join.add(keyed, has_more, total)
+        if added is None:
+            self.open, self.refused = False, True
+            return []
+        emitted = self._walk.accept(self.query, added, self._join.has_more,
+                                    continued=self._join.pages > 1)
+        self.emitted += len(emitted)
+        following = self._walk.next_query()
+        if following is None or following.kind != self.query.kind:
+            self.open = False
+        return emitted
+
+    def left(self) -> int | None:
+        """How many results a query from where the walk stands is thought to have, if this
+        query's total said and the next query is of the same kind."""
+        following = self._walk.next_query()
+        if self._known is None or following is None or following.kind != self.query.kind:
+            return None
+        return max(self._known - self.emitted, 0) or None

@@ -14,8 +14,9 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from contextlib import contextmanager
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, islice
 from operator import itemgetter
@@ -25,8 +26,8 @@ import orjson
 
 from .config import Settings
 from .continuation import (
-    ALL_IDS, START_POSITION, KeysetWalk, Position, WalkError, contact_key, encode_position,
-    join_overlapping, walk_start,
+    ALL_IDS, START_POSITION, KeysetWalk, Position, QueryRead, WalkError, contact_key,
+    encode_position, walk_start,
 )
 from .deletions import ArchivedSnapshots, Snapshot, deletion_entity, merged_ids
 from .errors import UpstreamError
@@ -36,7 +37,8 @@ from .redact import LINE_LIMIT, quote
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
-READ_AHEAD_ROUNDS = 1  # rounds of search pages fetched ahead of the response being written
+READ_AHEAD_PAGES = 2  # search pages handed over ahead of the response being written
+TIE_HOLD_PAGES = 10  # pages' worth of one millisecond held back before it is read by id
 CATCH_UPS = 2  # later horizons a full export reads on to, for what changed while it ran
 Entity = dict[str, Any]
 # An entity in the merge: (position, rank, entity); on an equal position a deletion (rank 0)
@@ -118,11 +120,12 @@ class Exporter:
             if floor_ms is not None and cap <= floor_ms:
                 reached.horizon_ms = reached.latest_ms = floor_ms
                 return reached
-        walk = KeysetWalk(walk_start(start), read_by_id_from=self._settings.search_page_size - 1)
+        walk = KeysetWalk(walk_start(start),
+                          read_by_id_from=TIE_HOLD_PAGES * (self._settings.search_page_size - 1))
         # Live first, so that the walk's horizon is fixed (by its first search) before the
         # deletions up to it are read.
         streams: list[Iterable[Ranked]] = [chain.from_iterable(read_ahead(
-            self._live(walk, start, limit, stats, cap, deletions, reached), READ_AHEAD_ROUNDS))]
+            self._live(walk, start, limit, stats, cap, deletions, reached), READ_AHEAD_PAGES))]
         if snapshot is not None:
             streams.append(_deleted(snapshot, start, walk))
         last: Position | None = None
@@ -136,49 +139,55 @@ class Exporter:
     def _live(self, walk: KeysetWalk, start: Position, limit: int | None, stats: ExportStats,
               cap: int | None, merges: bool, reached: _Reached) -> Iterator[list[Ranked]]:
         """Live contacts in order (and, with ``merges``, the ids merged into each just before
-        it), a round of search requests at a time.
+        it), a page at a time.
 
-        A round is one keyset query read as several overlapping pages at once, so that
-        HubSpot's latency is paid once for several pages (`join_overlapping`). The horizon is
-        HubSpot's clock minus the settle time, and never beyond ``cap``."""
+        Each query of the walk is read as a stream of overlapping pages (`QueryRead`), up to
+        ``search_concurrency`` of them in flight, so that HubSpot's latency is paid once per
+        query; the client's budget spaces them. The horizon is HubSpot's clock minus the
+        settle time, and never beyond ``cap``."""
         prop = self._settings.modified_property
         size = self._settings.search_page_size
         properties = self._client.property_names()
         wanted = limit
-        pages_in_round = 1  # until HubSpot's total says how much there is to read
+        expected: int | None = None  # results the next query is thought to have
         while (query := walk.next_query()) is not None:
-            bodies = [search_body(query, prop, properties, size, offset=i * (size - 1))
-                      for i in range(pages_in_round)]
-            pages = list(self._pool.map(self._client.search, bodies))
-            for page in pages:
-                stats.count_page(page)
-            reached.latest_ms = max(reached.latest_ms, *(page.server_ms for page in pages))
-            horizon = pages[0].server_ms - self._settle_ms
-            walk.fix_horizon(horizon if cap is None else min(horizon, cap))
-            with _unusable_answer("search"):
-                keyed, has_more = join_overlapping(
-                    [([(contact_key(c, prop), c) for c in page.results], page.has_more)
-                     for page in pages], [page.total for page in pages])
-                batch = [item for key, contact in walk.accept(query, keyed, has_more)
-                         for item in _live_entities(key, contact, merges) if item[0] > start]
-            if batch:
-                yield batch
-            if wanted is not None:
-                wanted -= len(batch)
-                if wanted <= 0:
-                    return
-            pages_in_round = self._round_size(pages[0].total, len(batch), wanted)
+            read = QueryRead(walk, query, size, expected=expected, wanted=wanted)
+            in_flight: deque[Future[Page]] = deque()
+            try:
+                while True:
+                    while len(in_flight) < self._settings.search_concurrency and (
+                            offset := read.next_offset()) is not None:
+                        body = search_body(query, prop, properties, size, offset=offset)
+                        in_flight.append(self._pool.submit(self._client.search, body))
+                    if not in_flight:
+                        break
+                    page = in_flight.popleft().result()
+                    stats.count_page(page)
+                    reached.latest_ms = max(reached.latest_ms, page.server_ms)
+                    horizon = page.server_ms - self._settle_ms
+                    walk.fix_horizon(horizon if cap is None else min(horizon, cap))
+                    with _unusable_answer("search"):
+                        keyed = [(contact_key(c, prop), c) for c in page.results]
+                        batch = [item for key, contact in read.take(keyed, page.has_more, page.total)
+                                 for item in _live_entities(key, contact, merges) if item[0] > start]
+                    if batch:
+                        yield batch
+                    if wanted is not None:
+                        wanted -= len(batch)
+                        if wanted <= 0:
+                            return
+                    if not read.open:
+                        break
+            finally:
+                for future in in_flight:  # pages no longer wanted: unsent, or counted when back
+                    if not future.cancel():
+                        future.add_done_callback(lambda done: _count_dropped(done, stats))
+            expected = read.left()
 
-    def _round_size(self, total: int | None, emitted: int, wanted: int | None) -> int:
-        """How many pages the next round reads: enough for what is left, at most the
-        configured concurrency, so small exports do not pay for pages that come back empty."""
-        left = None if total is None else max(total - emitted, 0)
-        if wanted is not None:
-            left = wanted if left is None else min(left, wanted)
-        if left is None:
-            return self._settings.search_concurrency
-        size = self._settings.search_page_size
-        return max(1, min(self._settings.search_concurrency, -(-left // (size - 1))))
+
+def _count_dropped(future: Future[Page], stats: ExportStats) -> None:
+    if not future.cancelled() and future.exception() is None:
+        stats.count_page(future.result())
 
 
 def _deleted(snapshot: Snapshot, start: Position, walk: KeysetWalk) -> Iterator[Ranked]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -210,7 +211,7 @@ class HubSpotClient:
         budget = self._search_budget if endpoint == "search" else self._general_budget
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(lambda e: isinstance(e, UpstreamError) and e.retryable),
-            wait=self._wait,
+            wait=lambda state: self._wait(state, endpoint),
             stop=tenacity.stop_after_attempt(settings.max_retries + 1)
             | tenacity.stop_before_delay(settings.max_retry_wait_seconds),
             before_sleep=lambda state: self._before_retry(state, endpoint),
@@ -243,10 +244,16 @@ class HubSpotClient:
                 self._window_reopens = max(self._window_reopens,
                                            self._monotonic() + min(interval_ms, 60_000) / 1000)
 
-    def _wait(self, state: tenacity.RetryCallState) -> float:
+    def _wait(self, state: tenacity.RetryCallState, endpoint: str) -> float:
         error = state.outcome.exception() if state.outcome else None
         backoff = self._backoff(state)
         if isinstance(error, UpstreamError):
+            if endpoint == "search" and error.upstream_status == 429:
+                # Search's limit is per second and HubSpot says no more (no Retry-After): a
+                # slot of the budget from now there is room again, unless others share the
+                # limit, so the wait doubles from one slot on each 429 in a row.
+                slot = 1 / self._settings.search_rate_per_second
+                backoff = min(backoff, slot * 2 ** (state.attempt_number - 1) + random.uniform(0, slot))
             if error.retry_after is not None:
                 backoff = error.retry_after
             if error.upstream_status == 423:

@@ -11,6 +11,7 @@ import math
 import random
 import statistics
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any, Callable, Iterator
 import requests
 
 from app.config import Settings
-from app.continuation import START, KeysetWalk, contact_key, join_overlapping
+from app.continuation import START, KeysetWalk, QueryRead, contact_key
 from app.hubspot import HubSpotClient, search_body
 from app.objects import STANDARD_NAMES
 from app.sandbox.associations import PAGE_SIZE as ASSOCIATION_PAGE
@@ -142,8 +143,9 @@ def megabytes(kib: int) -> str:
 
 def bare_walk(sandbox: SandboxProcess) -> tuple[int, float]:
     """A full read of the sandbox with the service's own HubSpot client, driven the way the
-    export's `_live` drives it (keyset walk; rounds of up to `search_concurrency` overlapping
-    pages fetched at once and joined; same page size and properties), results discarded."""
+    export's `_live` drives it (keyset walk; each query read as a stream of overlapping
+    pages, up to `search_concurrency` in flight; same page size and properties), results
+    discarded."""
     settings = Settings(token=TOKEN, base_url=sandbox.url, search_rate_per_second=HIGH_BUDGET,
                         settle_seconds=SETTLE_SECONDS)
     prop, size, most = settings.modified_property, settings.search_page_size, settings.search_concurrency
@@ -152,22 +154,28 @@ def bare_walk(sandbox: SandboxProcess) -> tuple[int, float]:
         properties = client.property_names()
         with ThreadPoolExecutor(most) as pool:
             began = time.perf_counter()
-            walk, entities, pages_in_round = KeysetWalk(START), 0, 1
+            walk, entities, expected = KeysetWalk(START), 0, None
             for _ in range(MAX_ROUNDS):
                 query = walk.next_query()
                 if query is None:
                     return entities, time.perf_counter() - began
-                bodies = [search_body(query, prop, properties, size, offset=i * (size - 1))
-                          for i in range(pages_in_round)]
-                pages = list(pool.map(client.search, bodies))
-                walk.fix_horizon(pages[0].server_ms - int(settings.settle_seconds * 1000))
-                keyed, has_more = join_overlapping(
-                    [([(contact_key(c, prop), c) for c in page.results], page.has_more) for page in pages])
-                emitted = len(walk.accept(query, keyed, has_more))
-                entities += emitted
-                left = max((pages[0].total or 0) - emitted, 0)
-                pages_in_round = max(1, min(most, -(-left // (size - 1))))
-        raise BenchError(f"the bare walk did not end within {MAX_ROUNDS} rounds")
+                read, in_flight = QueryRead(walk, query, size, expected=expected), deque()
+                while True:
+                    while len(in_flight) < most and (offset := read.next_offset()) is not None:
+                        in_flight.append(pool.submit(client.search, search_body(
+                            query, prop, properties, size, offset=offset)))
+                    if not in_flight:
+                        break
+                    page = in_flight.popleft().result()
+                    walk.fix_horizon(page.server_ms - int(settings.settle_seconds * 1000))
+                    entities += len(read.take([(contact_key(c, prop), c) for c in page.results],
+                                              page.has_more, page.total))
+                    if not read.open:
+                        break
+                for future in in_flight:
+                    future.result()
+                expected = read.left()
+        raise BenchError(f"the bare walk did not end within {MAX_ROUNDS} queries")
     finally:
         client.close()
 
@@ -223,27 +231,32 @@ def b1_serving_overhead(sizes: Sizes, notes: list[str]) -> list[Row]:
 
 
 def b2_latency_hiding(sizes: Sizes, notes: list[str]) -> list[Row]:
-    n = sizes.b2_contacts
-    budget, page_size = DEFAULTS.search_rate_per_second, DEFAULTS.search_page_size
-    ceiling = budget * page_size
+    """A full export at the default search budget and at HubSpot's whole search limit
+    (HUBSPOT_SEARCH_RATE_PER_SECOND=5, the sandbox's limit too), against the ceiling that
+    budget allows: budget x page size."""
+    n, page_size = sizes.b2_contacts, DEFAULTS.search_page_size
     rows = []
-    # The default settle time: an export shorter than it does not read on to later horizons
-    # (which would list the archived contacts, HubSpot's list API paging one after another).
-    with portal(n, search_rate=None, HUBSPOT_SEARCH_SETTLE_SECONDS="60") as (sandbox, service, http):
-        live = len(sandbox.truth()["live"])
-        warm(http, service)
-        for latency in sizes.b2_latencies_ms:
-            sandbox.configure(latency, SEARCH_LIMIT, GENERAL_LIMIT)
-            pause_for_budgets()
-            export, stats = measure_calls(sandbox, lambda: consume(http, service.url))
-            expect(export.entities, live, f"B2 full export at {latency} ms", notes)
-            ratio = export.rate / ceiling
-            rows.append(Row("B2", f"latency hiding: {latency} ms latency, full export of {n:,}",
-                            rate(export.rate), f"ceiling {ceiling:,}/s ({budget}/s x {page_size})",
-                            f"{ratio:.2f}", ">= 0.90", ratio >= 0.9,
-                            {"contacts": n, "latency_ms": latency, "rate": export.rate, "ceiling": ceiling,
-                             "ratio": ratio, "seconds": export.seconds, "search_calls": stats["search"],
-                             "sandbox_search_limit_per_s": SEARCH_LIMIT}))
+    for budget in (DEFAULTS.search_rate_per_second, SEARCH_LIMIT):
+        ceiling = budget * page_size
+        # The default settle time: an export shorter than it does not read on to later
+        # horizons (which would list the archived contacts, one list page after another).
+        with portal(n, search_rate=budget, HUBSPOT_SEARCH_SETTLE_SECONDS="60") as (sandbox, service, http):
+            live = len(sandbox.truth()["live"])
+            warm(http, service)
+            for latency in sizes.b2_latencies_ms:
+                sandbox.configure(latency, SEARCH_LIMIT, GENERAL_LIMIT)
+                pause_for_budgets()
+                export, stats = measure_calls(sandbox, lambda: consume(http, service.url))
+                expect(export.entities, live, f"B2 full export at {latency} ms, {budget}/s", notes)
+                retries = service.search_retries()
+                ratio = export.rate / ceiling
+                rows.append(Row("B2", f"latency hiding: {latency} ms latency, {budget}/s budget, full export of {n:,}",
+                                rate(export.rate), f"ceiling {ceiling:,}/s ({budget}/s x {page_size})",
+                                f"{ratio:.2f}", ">= 0.90", ratio >= 0.9,
+                                {"contacts": n, "latency_ms": latency, "budget": budget, "rate": export.rate,
+                                 "ceiling": ceiling, "ratio": ratio, "seconds": export.seconds,
+                                 "search_calls": stats["search"], "search_retries_so_far": retries,
+                                 "sandbox_search_limit_per_s": SEARCH_LIMIT}))
     return rows
 
 

@@ -166,3 +166,9 @@ class ServiceProcess(Process):
             env["HUBSPOT_SEARCH_RATE_PER_SECOND"] = str(search_rate)
         env.update(extra_env or {})
         self.argv, self.env = [sys.executable, "-m", "app"], env
+
+    def search_retries(self) -> int:
+        """HubSpot searches the service retried so far (its /metrics), e.g. after a 429."""
+        text = requests.get(f"{self.url}/metrics", timeout=5).text
+        return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                       if line.startswith("hubspot_contacts_upstream_retries_total") and 'endpoint="search"' in line))

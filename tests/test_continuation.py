@@ -8,6 +8,7 @@ can move contacts while a read is under way.
 from __future__ import annotations
 
 import random
+from collections import deque
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from hypothesis import event, given, settings, strategies as st
 
 from app.continuation import (
     ALL_IDS, MAX_ID, MAX_MS, START, START_POSITION, InvalidSince, Key, KeysetWalk, WalkError, contact_key, encode_key,
-    format_ms, join_overlapping, parse_since, parse_timestamp,
+    OverlapJoin, QueryRead, format_ms, join_overlapping, parse_since, parse_timestamp,
 )
 from app.hubspot import ID_PROPERTY, search_body
 
@@ -153,34 +154,40 @@ class FakeSearch:
 def walk_all(search: FakeSearch, start: Key, horizon: int | None, page_size: int,
              between_pages=lambda n: None, round_pages: int = 1,
              read_by_id_from: int | None = None, seen: set[str] | None = None) -> list[Key]:
-    """Run a walk to its end, the way the exporter does (``round_pages`` overlapping pages
-    per query once the horizon bounds the query, one page before); return the keys emitted. ``seen`` collects which hard cases the walk met:
-    "tie query", "page held back", "seam refused" (join_overlapping stopped early)."""
+    """Run a walk to its end the way the exporter does: each query read as a stream of
+    overlapping pages (`QueryRead`), ``round_pages`` of them requested before the oldest
+    answer is taken (the exporter's requests in flight); return the keys emitted.
+    ``between_pages`` runs after every request (results may move in between). ``seen``
+    collects which hard cases the walk met: "tie query", "page held back", "seam refused"
+    (a page of the stream could not be joined)."""
     walk = KeysetWalk(start, read_by_id_from=read_by_id_from)
     emitted: list[Key] = []
     seen = set() if seen is None else seen
+    expected = None
     while (query := walk.next_query()) is not None:
-        pages, totals = [], []
-        # Like the exporter: an open-ended query (no horizon yet) is read one page at a
-        # time, since a contact modified meanwhile moves within its result set.
-        for i in range(1 if walk.horizon_ms is None else round_pages):
-            results, has_more = search(search_body(query, PROP, [PROP], page_size,
-                                                   offset=i * (page_size - 1)))
-            pages.append(([(contact_key(c, PROP), c) for c in results], has_more))
-            totals.append(search.total)
-            between_pages(search.calls)
-        walk.fix_horizon(MAX_MS if horizon is None else horizon)
-        joined, has_more = join_overlapping(pages, totals)
-        if any(more for _, more in pages[:-1]) and has_more and len(joined) < sum(
-                len(page) for page, _ in pages) - len(pages) + 1:
-            seen.add("seam refused")
-        if query.kind == "tie":
-            seen.add("tie query")
-        accepted = walk.accept(query, joined, has_more)
-        if has_more and len(accepted) < len(joined):
-            seen.add("page held back")
-        emitted += [key for key, _ in accepted]
-        assert search.calls < 10_000, "the walk does not terminate"
+        read = QueryRead(walk, query, page_size, expected=expected)
+        answers: deque = deque()
+        while True:
+            while len(answers) < round_pages and (offset := read.next_offset()) is not None:
+                results, has_more = search(search_body(query, PROP, [PROP], page_size, offset=offset))
+                answers.append(([(contact_key(c, PROP), c) for c in results], has_more, search.total))
+                between_pages(search.calls)
+            if not answers:
+                break
+            keyed, has_more, total = answers.popleft()
+            walk.fix_horizon(MAX_MS if horizon is None else horizon)
+            accepted = read.take(keyed, has_more, total)
+            if query.kind == "tie":
+                seen.add("tie query")
+            if read.refused:
+                seen.add("seam refused")
+            elif has_more and len(accepted) < len(keyed) - 1:
+                seen.add("page held back")
+            emitted += [key for key, _ in accepted]
+            assert search.calls < 10_000, "the walk does not terminate"
+            if not read.open:
+                break
+        expected = read.left()
     return emitted
 
 
@@ -403,6 +410,102 @@ class TestKeysetWalk:
         assert query is not None and query.horizon_ms == MAX_MS, query
         with pytest.raises(WalkError):
             walk.accept(query, [], has_more=False)
+
+
+def keyed(*keys: Key) -> list[tuple[Key, str]]:
+    return [(key, f"c{key[1]}") for key in keys]
+
+
+class TestQueryRead:
+    """One query read as a stream of overlapping pages: which offsets are requested, and
+    what the walk makes of the answers (page size 4, so 3 new results a page)."""
+
+    @staticmethod
+    def bounded(read_by_id_from: int | None = None) -> KeysetWalk:
+        return KeysetWalk(START, horizon_ms=100, read_by_id_from=read_by_id_from)
+
+    @staticmethod
+    def offsets(read: QueryRead) -> list[int]:
+        return list(iter(read.next_offset, None))
+
+    def test_pages_are_requested_as_far_as_hubspots_total(self) -> None:
+        """Before the first answer only its page is worth requesting; then HubSpot's total
+        says how many follow, at offsets n-1 apart."""
+        walk = self.bounded()
+        read = QueryRead(walk, walk.next_query(), 4)
+        assert self.offsets(read) == [0], "pages requested before the total was known"
+        read.take(keyed((1, 1), (2, 2), (3, 3), (4, 4)), True, 10)
+        assert self.offsets(read) == [3, 6, 9], "the pages up to the total, each overlapping by one"
+
+    def test_an_expected_total_requests_pages_at_once(self) -> None:
+        """The previous query's total (what is left of it) sizes the next one's requests
+        before its first answer, and a limit caps them."""
+        walk = self.bounded()
+        assert self.offsets(QueryRead(walk, walk.next_query(), 4, expected=7)) == [0, 3, 6]
+        assert self.offsets(QueryRead(walk, walk.next_query(), 4, expected=7, wanted=4)) == [0, 3]
+
+    def test_no_page_past_hubspots_10000th_result(self) -> None:
+        """HubSpot refuses offset + limit beyond 10,000: the read stops before it."""
+        walk = self.bounded()
+        offsets = self.offsets(QueryRead(walk, walk.next_query(), 200, expected=50_000))
+        assert offsets[-1] == 9_751 and offsets[-1] + 200 <= 10_000, offsets[-3:]
+        assert offsets == list(range(0, 9_752, 199)), "an offset skipped or repeated"
+        small = self.offsets(QueryRead(walk, walk.next_query(), 4, expected=50_000))
+        assert small[-1] == 9_996, f"the last page that fits was not read: {small[-2:]}"
+
+    def test_an_open_ended_query_reads_one_page(self) -> None:
+        """A query sent before the horizon was known (no upper bound on time) reads only its
+        first page, but its total still sizes the next query."""
+        walk = KeysetWalk(START)
+        read = QueryRead(walk, walk.next_query(), 4)
+        assert self.offsets(read) == [0]
+        walk.fix_horizon(100)
+        assert read.take(keyed((1, 1), (2, 2), (3, 3), (4, 4)), True, 50) == keyed((1, 1), (2, 2), (3, 3))
+        assert self.offsets(read) == [], "an open-ended query was read at an offset"
+        assert read.left() == 47, "the next query was not sized by what is left"
+
+    def test_a_millisecond_held_across_pages_comes_out_whole_in_order(self) -> None:
+        """A tie that runs over several pages of one stream is held (not re-read) and
+        emitted in id order once a later millisecond shows it is complete."""
+        walk = self.bounded()
+        read = QueryRead(walk, walk.next_query(), 4, expected=10)
+        pages = [(keyed((1, 1), (5, 9), (5, 3), (5, 7)), True),
+                 (keyed((5, 7), (5, 2), (5, 8), (5, 4)), True),
+                 (keyed((5, 4), (5, 6), (6, 1), (7, 1)), False)]
+        out = [read.take(page, more, 10) for page, more in pages]
+        assert out[0] == keyed((1, 1)) and out[1] == [], f"emitted before the tie was whole: {out}"
+        assert [key for key, _ in out[2]] == [(5, 2), (5, 3), (5, 4), (5, 6), (5, 7), (5, 8), (5, 9),
+                                              (6, 1), (7, 1)], out[2]
+        assert walk.next_query() is None and not read.open
+
+    def test_a_page_that_does_not_join_ends_the_read(self) -> None:
+        """A page from a result set that moved ends the stream; the walk's next query
+        starts from the last key it emitted, and re-reads what it held."""
+        walk = self.bounded()
+        read = QueryRead(walk, walk.next_query(), 4, expected=10)
+        read.take(keyed((1, 1), (2, 2), (3, 3), (3, 4)), True, 10)
+        assert read.take(keyed((4, 5), (4, 6), (5, 7), (6, 8)), True, 10) == []
+        assert read.refused and not read.open
+        query = walk.next_query()
+        assert query.kind == "scan" and query.after == (2, 2), query
+
+    def test_a_page_from_a_result_set_of_another_size_ends_the_read(self) -> None:
+        """The totals are checked on every page of the stream."""
+        walk = self.bounded()
+        read = QueryRead(walk, walk.next_query(), 4, expected=10)
+        read.take(keyed((1, 1), (2, 2), (3, 3), (3, 4)), True, 10)
+        assert read.take(keyed((3, 4), (4, 6), (5, 7), (6, 8)), True, 9) == [] and read.refused
+
+    def test_a_big_tie_turns_the_walk_to_reading_by_id(self) -> None:
+        """A held millisecond that reaches ``read_by_id_from`` ends the stream: the walk
+        reads that millisecond by id, from its start."""
+        walk = self.bounded(read_by_id_from=5)
+        read = QueryRead(walk, walk.next_query(), 4, expected=20)
+        read.take(keyed((1, 1), (5, 9), (5, 3), (5, 7)), True, 20)
+        assert read.open, "the stream ended before the tie reached the limit"
+        read.take(keyed((5, 7), (5, 2), (5, 8), (5, 4)), True, 20)
+        query = walk.next_query()
+        assert not read.open and query.kind == "tie" and query.after == (5, -1), query
 
 
 class TestJoinOverlapping:

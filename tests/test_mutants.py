@@ -59,13 +59,13 @@ MUTANTS = {
         Mutant(continuation.KeysetWalk, "accept", "if item[0] > self._after", "if item[0] >= self._after"),
         lambda *_: unit.TestKeysetWalk().test_accept_drops_what_was_already_emitted()),
     "no seam check in join_overlapping": (
-        Mutant(continuation, "join_overlapping",
+        Mutant(continuation.OverlapJoin, "add",
                "if len(set(before) | set(after)) != len(before) + len(after) - 1:",
                "if False:"),
         lambda *_: unit.TestJoinOverlapping().test_a_tie_ordered_differently_on_the_seam_is_not_joined()),
     "no totals check in join_overlapping": (
-        Mutant(continuation, "join_overlapping",
-               "if totals is not None and (totals[number] is None or totals[number] != totals[0]):",
+        Mutant(continuation.OverlapJoin, "add",
+               "if self._check_totals and (total is None or total != self._total):",
                "if False:"),
         lambda *_: unit.TestJoinOverlapping().test_a_page_from_a_result_set_of_another_size_is_not_joined()),
     "inclusive id filter when resuming in a tie": (
@@ -74,8 +74,8 @@ MUTANTS = {
                'groups.insert(0, [where("EQ", ms), where("GTE", last_id, ID_PROPERTY)])'),
         lambda *_: unit.TestSearchBody().test_resume_in_a_tie_uses_two_groups()),
     "no settle-time cap on the search path": (
-        Mutant(export.Exporter, "_live", "horizon = pages[0].server_ms - self._settle_ms",
-               "horizon = pages[0].server_ms"),
+        Mutant(export.Exporter, "_live", "horizon = page.server_ms - self._settle_ms",
+               "horizon = page.server_ms"),
         service_test(service_level.TestFullExport().test_a_full_export_holds_back_changes_within_the_settle_time)),
     "a deletion ranked after the live contact on an equal position": (
         Mutant(export, "_deleted", "yield position, 0, deletion_entity(position)",

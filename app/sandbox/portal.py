@@ -359,8 +359,6 @@ class Sandbox:
         """The reply to one API request and whether to cut its body short."""
         endpoint, params = self._route(request)
         truncate = False
-        if self.latency_ms > 0:
-            time.sleep(self.latency_ms / 1000)
         try:
             if len(request.target) > _MAX_TARGET:
                 raise _error(414, f"URI Too Long: the request line is {len(request.target)} characters; "
@@ -379,7 +377,12 @@ class Sandbox:
                     truncate = True
                 else:
                     raise _ApiError(fault._reply())
+            # Counted on arrival, as HubSpot's gateway does; then the latency, as HubSpot's
+            # servers take their time (a limit counted after a sleep would count when the
+            # sleeping thread gets the CPU back, which on a loaded machine is late).
             headers = self._gate.admit(endpoint, self.search_rate_per_second, self.general_rate_per_10s)
+            if self.latency_ms > 0:
+                time.sleep(self.latency_ms / 1000)
             reply = {"search": self._search_reply, "list": self._list_reply, "properties": self._properties_reply,
                      "read": self._read_reply, "schemas": self._schemas_reply,
                      "associations": self._associations_reply}[endpoint](request, *stores,
