@@ -212,6 +212,20 @@ class TestRateLimit:
         assert retries(caplog) == 4, f"{retries(caplog)} retries for 4 429s"
         pipe_through(service, sandbox, strategy, self.STORM, ABSORBED)
 
+    def test_a_search_429_waits_one_slot_of_the_budget(self, configure, sandbox: Sandbox,
+                                                       caplog) -> None:
+        """Search's limit is per second and its 429 says no Retry-After: the retry waits
+        about one slot of the search budget (here 1/4 s, doubling on each 429 in a row),
+        not the general backoff (here 5 s), which at HubSpot's whole limit would idle the
+        budget for seconds."""
+        service = configure(search_rate_per_second=4, retry_initial_wait=5, max_retries=3)
+        fault = Fault(endpoint="search", kind="rate_limit", times=2)
+        assert_complete(get_with(service, sandbox, fault, caplog), sandbox, "two 429s on search")
+        waits = [record.wait_seconds for record in caplog.records
+                 if record.getMessage() == RETRY_MESSAGE]
+        assert len(waits) == 2 and 0.25 <= waits[0] <= 0.5 and 0.5 <= waits[1] <= 0.75, (
+            f"waits {waits} for two search 429s at 4/s")
+
     def test_retry_after_is_honoured(self, service: TestClient, sandbox: Sandbox, strategy,
                                      caplog) -> None:
         """A 429 that says Retry-After: 1 is retried no sooner than a second later (not
