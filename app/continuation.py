@@ -270,9 +270,10 @@ def join_overlapping(pages: list[tuple[Keyed, bool]],
 class KeysetWalk:
     """Reads every contact after ``start`` up to the horizon, in strictly increasing key order.
 
-    Each page is a fresh query from the last key emitted (keyset paging), so contacts that
-    change during the read cannot shift an offset and be skipped, and the 10,000-result
-    cap of a search query is never reached.
+    Each query starts from the last key emitted (keyset paging), so contacts that change
+    during the read cannot shift an offset and be skipped. A query's further pages (read
+    at offsets by `QueryRead`) are used only where `OverlapJoin` verifies them, and never
+    past HubSpot's 10,000th result; the next query then goes on from the last key emitted.
 
     The horizon is the last millisecond up to which search is known to be complete. When
     it is not known yet (it comes from HubSpot's clock, i.e. from a response), the first
@@ -286,9 +287,8 @@ class KeysetWalk:
 
     def __init__(self, start: Key, horizon_ms: int | None = None,
                  read_by_id_from: int | None = None) -> None:
-        """``read_by_id_from``: a held-back millisecond with at least this many contacts on
-        the page is read by id straight away (a page size's worth would otherwise come back
-        as a page of that millisecond alone, in no useful order)."""
+        """``read_by_id_from``: a held-back millisecond with at least this many contacts is
+        read by id instead of being held on (it is held in memory until it is whole)."""
         self._after = start
         self._horizon_ms = horizon_ms
         self._read_by_id_from = read_by_id_from
