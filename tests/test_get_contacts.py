@@ -6,6 +6,7 @@ import logging
 import re
 import sys
 import threading
+from concurrent.futures import Future
 from typing import Iterator
 
 import orjson
@@ -13,7 +14,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.continuation import encode_key, format_ms, parse_timestamp
-from app.export import read_ahead
+from app.errors import UpstreamError
+from app.export import ExportStats, _count_dropped, read_ahead
+from app.hubspot import Page
 from app.sandbox import Fault, Sandbox
 
 from .sesam import settle
@@ -262,6 +265,39 @@ class TestCost:
         else:
             assert not by_id and len(searches) <= -(-270 // 49) + 1, (
                 f"{len(searches)} searches ({len(by_id)} by id) for 270 changes, 150 on one millisecond")
+
+    def test_a_tie_beyond_the_hold_limit_is_read_by_id(self, small_pages: TestClient,
+                                                       sandbox: Sandbox) -> None:
+        """A millisecond is held across the pages of one stream only up to 10 pages' worth
+        (490 results at page size 50), so that memory stays bounded: an import of 550
+        contacts on one millisecond, after 60 single edits, is read by id, however stable
+        HubSpot's order is."""
+        since = export(small_pages)[-1]["_updated"]
+        singles = sorted(sandbox.live(), key=int)[:60]
+        for one in singles:  # so that a stream of pages reaches the tie
+            sandbox.modify([one])
+            sandbox.advance(1)
+        bulk = sandbox.create(count=550)  # an import: all on one millisecond
+        settle(sandbox)
+        sandbox.request_log.clear()
+        entities = export(small_pages, since=since)
+        assert sorted(e["_id"] for e in entities if not e.get("_deleted")) == sorted(singles + bulk)
+        by_id = [r for r in search_requests(sandbox)
+                 if r["body"]["sorts"][0]["propertyName"] == "hs_object_id"]
+        assert len(by_id) >= -(-550 // 49), f"{len(by_id)} searches by id for a tie of 550"
+
+    def test_pages_dropped_in_flight_still_count_as_calls(self) -> None:
+        """A page the stream no longer wanted, but that was already sent, counts in the
+        summary's HubSpot calls when it comes back; one that failed does not, and its
+        error goes nowhere."""
+        stats = ExportStats()
+        answered: Future = Future()
+        answered.set_result(Page([], False, 0, calls=2))
+        failed: Future = Future()
+        failed.set_exception(UpstreamError(502, "HubSpot failed", "gone"))
+        _count_dropped(answered, stats)
+        _count_dropped(failed, stats)
+        assert (stats.upstream_calls, stats.retries) == (2, 1), stats
 
 
 def handing_over(thread: threading.Thread) -> bool:
