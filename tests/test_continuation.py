@@ -408,7 +408,7 @@ class TestKeysetWalk:
         walk = KeysetWalk(START)
         query = walk.next_query()
         assert query is not None and query.horizon_ms == MAX_MS, query
-        with pytest.raises(WalkError):
+        with pytest.raises(WalkError, match="^the horizon must be fixed before the first page is accepted$"):
             walk.accept(query, [], has_more=False)
 
 
@@ -436,6 +436,8 @@ class TestQueryRead:
         assert self.offsets(read) == [0], "pages requested before the total was known"
         read.take(keyed((1, 1), (2, 2), (3, 3), (4, 4)), True, 10)
         assert self.offsets(read) == [3, 6, 9], "the pages up to the total, each overlapping by one"
+        read.take(keyed((4, 4), (5, 5), (6, 6), (7, 7)), True, 10)
+        assert read.left() == 4, "what is left after 6 of 10 results emitted"
 
     def test_an_expected_total_requests_pages_at_once(self) -> None:
         """The previous query's total (what is left of it) sizes the next one's requests
@@ -488,6 +490,7 @@ class TestQueryRead:
         assert read.refused and not read.open
         query = walk.next_query()
         assert query.kind == "scan" and query.after == (2, 2), query
+        assert read.left() == 8, "the next query was not sized by what this one left (10 - 2)"
 
     def test_a_page_from_a_result_set_of_another_size_ends_the_read(self) -> None:
         """The totals are checked on every page of the stream."""
@@ -497,9 +500,9 @@ class TestQueryRead:
         assert read.take(keyed((3, 4), (4, 6), (5, 7), (6, 8)), True, 9) == [] and read.refused
 
     def test_a_big_tie_turns_the_walk_to_reading_by_id(self) -> None:
-        """A held millisecond that reaches ``read_by_id_from`` ends the stream: the walk
-        reads that millisecond by id, from its start."""
-        walk = self.bounded(read_by_id_from=5)
+        """A held millisecond that reaches ``read_by_id_from`` (here 6 results) ends the
+        stream: the walk reads that millisecond by id, from its start."""
+        walk = self.bounded(read_by_id_from=6)
         read = QueryRead(walk, walk.next_query(), 4, expected=20)
         read.take(keyed((1, 1), (5, 9), (5, 3), (5, 7)), True, 20)
         assert read.open, "the stream ended before the tie reached the limit"
