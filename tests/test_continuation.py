@@ -438,6 +438,7 @@ class TestQueryRead:
         assert self.offsets(read) == [3, 6, 9], "the pages up to the total, each overlapping by one"
         read.take(keyed((4, 4), (5, 5), (6, 6), (7, 7)), True, 10)
         assert read.left() == 4, "what is left after 6 of 10 results emitted"
+        assert read.open and read.refused is False, "a page that joins was refused"
 
     def test_an_expected_total_requests_pages_at_once(self) -> None:
         """The previous query's total (what is left of it) sizes the next one's requests
@@ -564,6 +565,15 @@ class TestSearchBody:
         ], body
         assert body["sorts"] == [{"propertyName": PROP, "direction": "ASCENDING"}]
         assert body["limit"] == 200 and body["properties"] == ["email"]
+        assert "after" not in body, "the first page of a query was read at an offset"
+
+    def test_a_scan_from_the_start_of_a_millisecond_is_one_group(self) -> None:
+        """After a millisecond read by id turned out empty (its records moved on), the scan
+        goes on from the start of that millisecond: one group, from it up to the horizon."""
+        body = search_body(KeysetWalk((1000, -1), horizon_ms=5000).next_query(), PROP, [PROP], 200)
+        assert body["filterGroups"] == [
+            {"filters": [{"propertyName": PROP, "operator": "GTE", "value": "1000"},
+                         {"propertyName": PROP, "operator": "LTE", "value": "5000"}]}], body
 
     def test_full_export_first_query_is_open_ended(self) -> None:
         """The first query of a full export has no upper bound: the horizon comes from
