@@ -76,6 +76,16 @@ class TestTokens:
 
 
 class TestSince:
+    def test_what_the_messages_name(self) -> None:
+        """Each refusal says what was wrong with which value: the operator reads it in a
+        400's or a 502's detail."""
+        with pytest.raises(InvalidSince, match=r"^since=' 2024' is not valid: it has white space"):
+            parse_since(" 2024")
+        with pytest.raises(ValueError, match=r"^epoch ms -5 is outside 1970-01-01 \.\. 9999-12-31$"):
+            format_ms(-5)
+        with pytest.raises(ValueError, match=r"^HubSpot contact '42' has no usable 'lastmodifieddate': "):
+            contact_key({"id": "42", "properties": {}}, PROP)
+
     def test_absent_is_a_full_export(self) -> None:
         """No since: start before every contact."""
         assert parse_since(None) == START_POSITION
