@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import threading
 from collections.abc import Sequence
 
@@ -27,6 +28,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValueError as invalid:
         parser.error(str(invalid))
     sandbox.search_lag_ms = args.search_lag_ms
+    # Ctrl-C stops it even where a shell ignored SIGINT (a background job of a script).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with SandboxServer(sandbox, args.port) as server:
         print(f"HubSpot sandbox serving {sandbox.summary()} at {server.url} "
               f"(Authorization: Bearer {sandbox.token}); Ctrl-C stops it.", flush=True)
