@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 import time
 from typing import Callable
 
@@ -22,6 +23,7 @@ from starlette.testclient import TestClient
 
 from app.continuation import encode_key, encode_position
 from app.export import CHUNK_BYTES
+from app.hubspot import Budget
 from app.sandbox import Fault, Sandbox
 
 from .sesam import SesamPipe, assert_in_sync, settle
@@ -225,6 +227,30 @@ class TestRateLimit:
                  if record.getMessage() == RETRY_MESSAGE]
         assert len(waits) == 2 and 0.25 <= waits[0] <= 0.5 and 0.5 <= waits[1] <= 0.75, (
             f"waits {waits} for two search 429s at 4/s")
+
+    def test_the_budget_gives_its_slots_in_the_order_they_were_asked_for(self) -> None:
+        """An export hands its pages over in the order it requested them, so the budget
+        gives its slots in that order too, one caller at a time in the limiter: a page
+        overtaken by pages requested after it would hold them all up for a whole window
+        (bench B2 measures what that cost)."""
+        limiter = _OneAtATime()
+        budget = Budget(limiter)  # type: ignore[arg-type]  # anything with try_acquire
+        callers = []
+        for number in range(5):
+            caller = threading.Thread(target=budget.acquire, name=f"page {number}", daemon=True)
+            caller.start()
+            callers.append(caller)
+            # the next asks only once this one has asked (holds its turn or the limiter)
+            _wait_for(lambda: budget._issued == number + 1, f"page {number} to ask")
+        for slot in range(1, 6):
+            limiter.slots.release()
+            _wait_for(lambda: len(limiter.through) == slot, f"slot {slot} to be taken")
+        for caller in callers:
+            caller.join(timeout=5)
+        assert limiter.through == [f"page {number}" for number in range(5)], (
+            f"slots went to {limiter.through}, not in the order the pages asked")
+        assert limiter.most_inside == 1, (
+            f"{limiter.most_inside} callers waited in the limiter at once: they race for a slot")
 
     def test_retry_after_is_honoured(self, service: TestClient, sandbox: Sandbox, strategy,
                                      caplog) -> None:
@@ -431,3 +457,31 @@ class TestRefused:
         assert calls(sandbox, "search") == [429], calls(sandbox, "search")
         assert retries(caplog) == 0, "the daily limit was retried"
         pipe_through(service, sandbox, strategy, fault, 503)
+
+
+class _OneAtATime:
+    """A limiter that lets one caller through per released slot, and records who."""
+
+    def __init__(self) -> None:
+        self.slots = threading.Semaphore(0)
+        self.through: list[str] = []
+        self.inside = 0
+        self.most_inside = 0
+        self._lock = threading.Lock()
+
+    def try_acquire(self, name: str) -> bool:
+        with self._lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        assert self.slots.acquire(timeout=10), "no slot within 10 s"
+        with self._lock:
+            self.inside -= 1
+            self.through.append(threading.current_thread().name)
+        return True
+
+
+def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {seconds} s for {what}"
+        time.sleep(0.005)
