@@ -238,8 +238,9 @@ def b2_latency_hiding(sizes: Sizes, notes: list[str]) -> list[Row]:
     rows = []
     for budget in (DEFAULTS.search_rate_per_second, SEARCH_LIMIT):
         ceiling = budget * page_size
-        # The default settle time: an export shorter than it does not read on to later
-        # horizons (which would list the archived contacts, one list page after another).
+        # The default settle time. At its end a full export reads on to a later horizon:
+        # the 150 ms run lists the archived contacts for it and searches once more; the
+        # 400 ms run finds that snapshot fresh but not past its own horizon, and stops.
         with portal(n, search_rate=budget, HUBSPOT_SEARCH_SETTLE_SECONDS="60") as (sandbox, service, http):
             live = len(sandbox.truth()["live"])
             warm(http, service)
