@@ -353,14 +353,26 @@ class KeysetWalk:
             # a held-back millisecond this big would cost memory: read that millisecond on
             # its own, sorted by id.
             emitted = self._emit(ready)
-            self._tie_ms = last_ms
-            if self._after[0] != last_ms:
-                self._after = (last_ms, -1)
+            self._read_by_id(last_ms)
             return emitted
         # The next page of the same query brings the rest of it, or the next query (from
         # the last key emitted) reads it again whole.
         self._held = held
         return self._emit(ready)
+
+    def cut(self, page_size: int) -> None:
+        """The query's results end here though HubSpot has more (its 10,000th result). A
+        held-back millisecond that fills a page is read by id next: a scan from before it
+        would find it alone on its first page and turn to reading it by id only then, one
+        request (and the pages requested with it) later."""
+        if len(self._held) >= page_size:
+            self._read_by_id(self._held[-1][0][0])
+            self._held = []
+
+    def _read_by_id(self, ms: int) -> None:
+        self._tie_ms = ms
+        if self._after[0] != ms:
+            self._after = (ms, -1)
 
     def _accept_tie(self, page: list[tuple[Key, Any]], has_more: bool) -> list[tuple[Key, Any]]:
         page = [item for item in page if item[0][0] == self._tie_ms]
@@ -387,7 +399,8 @@ class QueryRead:
     join ends the read, and the walk's next query (a keyset query from the last key
     emitted) goes on from what was verified. The read also ends where the walk no longer
     wants this query (it turned to reading a millisecond by id, or is complete), at
-    HubSpot's 10,000th result, and where nothing more is needed. The caller requests the
+    HubSpot's 10,000th result (where a held millisecond that fills a page is read by id
+    next, `KeysetWalk.cut`), and where nothing more is needed. The caller requests the
     offsets `next_offset` gives (as many as it keeps in flight) and hands each answer, in
     offset order, to `take`::
 
@@ -444,6 +457,8 @@ class QueryRead:
             return []
         emitted = self._walk.accept(self.query, added, self._join.has_more,
                                     continued=self._join.pages > 1)
+        if self._join.has_more and self._join.pages * self._step > self._last_offset:
+            self._walk.cut(self._step + 1)  # HubSpot's 10,000th result: no page after this
         self.emitted += len(emitted)
         following = self._walk.next_query()
         if following is None or following.kind != self.query.kind:

@@ -161,6 +161,19 @@ class FakeSearch:
         return results, len(hits) > offset + len(page)
 
 
+class RecordingSearch(FakeSearch):
+    """A FakeSearch that keeps every request and its results."""
+
+    def __init__(self, keys: list[Key], seed: int) -> None:
+        super().__init__(keys, seed)
+        self.answers: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+
+    def __call__(self, body: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+        results, has_more = super().__call__(body)
+        self.answers.append((body, results))
+        return results, has_more
+
+
 def walk_all(search: FakeSearch, start: Key, horizon: int | None, page_size: int,
              between_pages=lambda n: None, round_pages: int = 1,
              read_by_id_from: int | None = None, seen: set[str] | None = None) -> list[Key]:
@@ -377,6 +390,29 @@ class TestKeysetWalk:
         assert emitted == sorted(keys), f"{len(emitted)} of {len(keys)} emitted"
         assert search.calls <= round_pages * (len(keys) // 200 + 4), (
             f"{search.calls} calls for {len(keys)} contacts")
+
+    @pytest.mark.parametrize("round_pages", [1, 5])
+    @pytest.mark.parametrize("tie", [150, 1_000])
+    def test_a_tie_across_hubspots_10000th_result(self, tie: int, round_pages: int) -> None:
+        """A bulk update whose millisecond begins before a query's 10,000th result and goes
+        on past it comes out whole, once, in order. Where the part held at the cap fills a
+        page, the walk reads that millisecond by id next, rather than sending a scan from
+        before it that finds it alone on its first page (one request, and the pages sent
+        along with it, spent for nothing: bench B4 counts them)."""
+        bulk_ms = 20_000
+        keys = ([(ms, ms) for ms in range(1, 9_501)] + [(bulk_ms, cid) for cid in range(100_001, 100_001 + tie)]
+                + [(ms, ms) for ms in range(bulk_ms + 1, bulk_ms + 301)])
+        search = RecordingSearch(keys, seed=5)
+        emitted = walk_all(search, START, None, 200, round_pages=round_pages)
+        assert emitted == sorted(keys), f"{len(emitted)} of {len(keys)} emitted"
+        alone = [body for body, results in search.answers
+                 if body["sorts"][0]["propertyName"] == PROP and "after" not in body and len(results) == 200
+                 and all(contact_key(c, PROP)[0] == bulk_ms for c in results)]
+        assert not alone, (f"a scan found the {tie}-contact millisecond alone on its first page "
+                           f"after the cap: {alone[0]['filterGroups']}")
+        by_id = [body for body, _ in search.answers if body["sorts"][0]["propertyName"] == ID_PROPERTY]
+        assert bool(by_id) == (tie > 200), (
+            f"{len(by_id)} reads by id for a tie of {tie} across the cap (by id only if it fills a page)")
 
     def test_the_fake_search_enforces_the_cap(self) -> None:
         """The fake behind these tests refuses, like HubSpot, a page past 10,000 results:
