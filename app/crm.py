@@ -3,7 +3,7 @@ associations if asked.
 
 One `export.Exporter` per object type, made when a pipe first names the type, all sharing
 one `hubspot.HubSpotClient` and so one HubSpot budget (HubSpot's search limit is per
-account, whatever the type). Associations are read with HubSpot's v4 batch API for a batch
+account, whatever the type), and one pool of threads that send the search requests. Associations are read with HubSpot's v4 batch API for a batch
 of up to 1,000 records at a time (HubSpot's limit per request), in a thread of their own,
 so that they are read while the walk reads the next search pages.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from itertools import chain, islice
 from typing import Any, Callable, Iterator
@@ -28,6 +29,7 @@ from .objects import CONTACTS, ObjectType, ObjectTypes, standard_types
 
 ASSOCIATION_BATCH = 1000  # HubSpot's most inputs per v4 batch read
 ASSOCIATION_READ_AHEAD = 1  # batches of entities whose associations are read ahead of the body
+PAGE_THREADS = 16  # search requests sent at once, by all exports of all types together
 
 
 class Crm:
@@ -43,13 +45,16 @@ class Crm:
         self._clock = clock
         self._lock = threading.Lock()
         self._exporters: dict[str, Exporter] = {}
+        # Created as needed, idle when nothing is exported; the client's budget spaces them.
+        self._pages = ThreadPoolExecutor(max_workers=PAGE_THREADS, thread_name_prefix="hubspot-page")
 
     def exporter(self, kind: ObjectType) -> Exporter:
         """The one exporter of a type (its archived snapshot is shared by all its exports)."""
         with self._lock:
             if kind.path not in self._exporters:
                 settings = replace(self._settings, modified_property=kind.modified_property)
-                self._exporters[kind.path] = Exporter(self._client.of(kind), settings, self._clock)
+                self._exporters[kind.path] = Exporter(self._client.of(kind), settings, self._pages,
+                                                     self._clock)
             return self._exporters[kind.path]
 
     def entities(self, kind: ObjectType, start: Position, limit: int | None, stats: ExportStats,

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from contextlib import contextmanager
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from itertools import chain, islice
 from operator import itemgetter
@@ -72,16 +72,17 @@ class _Reached:
 class Exporter:
     """Turns a `since` position into the stream of entities after it."""
 
-    def __init__(self, client: HubSpotClient, settings: Settings,
+    def __init__(self, client: HubSpotClient, settings: Settings, pool: Executor,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        """``pool``: the threads that send the search requests, shared by every export of
+        every type (the client's budget spaces them)."""
         self._client = client
         self._settings = settings
         self._settle_ms = int(settings.settle_seconds * 1000)
         self._snapshots = ArchivedSnapshots(
             client, settings.modified_property, self._settle_ms,
             settings.snapshot_seconds, clock)
-        # Page requests of all exports share these threads (and the client's budget).
-        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="hubspot-page")
+        self._pool = pool
 
     def entities(self, start: Position, limit: int | None, stats: ExportStats) -> Iterator[Entity]:
         """The first ``limit`` entities after ``start`` (all of them if None), in order."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -78,7 +79,8 @@ def _exporter(target: tuple[str, str]) -> Iterator[Exporter]:
                         # (kevin1024/vcrpy#849): one page at a time while recording.
                         search_concurrency=1)
     client = HubSpotClient(settings)
-    yield Exporter(client, settings)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield Exporter(client, settings, pool)
     client.close()
 
 

@@ -4,10 +4,13 @@ or an association the portal lacks."""
 
 from __future__ import annotations
 
+import threading
+
 import orjson
 import pytest
 from starlette.testclient import TestClient
 
+from app.crm import PAGE_THREADS
 from app.sandbox import Sandbox, SandboxServer
 from app.sandbox.associations import PAGE_SIZE as ASSOCIATION_PAGE
 
@@ -96,6 +99,19 @@ class TestEveryType:
         assert updates == sorted(set(updates)), f"{kind}: not strictly increasing"
         prop = modified_property(kind)
         assert all(prop in e["properties"] for e in entities), f"{kind}: {prop} missing"
+
+    def test_every_type_sends_its_searches_on_one_pool_of_threads(self, service: TestClient) -> None:
+        """Exporting every type does not leave a pool of idle threads per type behind: the
+        exports of all types send their searches on one pool of at most PAGE_THREADS."""
+        before = set(threading.enumerate())  # other tests' services may have left theirs
+        for kind in STANDARD:
+            objects(service, kind)
+        pages = [thread.name for thread in set(threading.enumerate()) - before
+                 if thread.name.startswith("hubspot-page")]
+        assert 0 < len(pages) <= PAGE_THREADS, (
+            f"{len(pages)} search threads after exporting {len(STANDARD)} types (most {PAGE_THREADS})")
+        # A pool numbers its threads from 0: a name twice means a pool per type.
+        assert len(pages) == len(set(pages)), f"search threads of several pools: {sorted(pages)}"
 
     @pytest.mark.parametrize("kind", ["deals", "tickets", "notes"])
     def test_incremental_exports_carry_changes_and_deletions(self, service: TestClient,
