@@ -3,9 +3,10 @@ associations if asked.
 
 One `export.Exporter` per object type, made when a pipe first names the type, all sharing
 one `hubspot.HubSpotClient` and so one HubSpot budget (HubSpot's search limit is per
-account, whatever the type), and one pool of threads that send the search requests. Associations are read with HubSpot's v4 batch API for a batch
-of up to 1,000 records at a time (HubSpot's limit per request), in a thread of their own,
-so that they are read while the walk reads the next search pages.
+account, whatever the type), and one pool of threads that send the search requests.
+Associations are read with HubSpot's v4 batch API for a batch of up to 1,000 records at a
+time (HubSpot's limit per request), in a thread of their own, so that they are read while
+the walk reads the next search pages.
 
 A change of associations alone does not move a record's modification time in HubSpot: it
 reaches Sesam with the record's next change, or with the pipe's next full run.
