@@ -365,9 +365,8 @@ class KeysetWalk:
         held-back millisecond that fills a page is read by id next: a scan from before it
         would find it alone on its first page and turn to reading it by id only then, one
         request (and the pages requested with it) later."""
-        if len(self._held) >= page_size:
+        if len(self._held) >= page_size:  # dropped by the next query's first page
             self._read_by_id(self._held[-1][0][0])
-            self._held = []
 
     def _read_by_id(self, ms: int) -> None:
         self._tie_ms = ms

@@ -502,6 +502,33 @@ class TestQueryRead:
         small = self.offsets(QueryRead(walk, walk.next_query(), 4, expected=50_000))
         assert small[-1] == 9_996, f"the last page that fits was not read: {small[-2:]}"
 
+    @pytest.mark.parametrize("size, held, by_id", [(200, 199, False), (200, 200, True), (100, 250, True)])
+    def test_at_the_cap_a_held_millisecond_that_fills_a_page_is_read_by_id(
+            self, size: int, held: int, by_id: bool) -> None:
+        """A stream that reaches HubSpot's 10,000th result holding ``held`` results of one
+        millisecond (which goes on past the cap): the walk reads that millisecond by id next
+        if it fills a page, else scans on from the last key it emitted. Not before the
+        stream's final page, the last one HubSpot answers."""
+        walk = KeysetWalk(START, horizon_ms=MAX_MS - 1)
+        final = (10_000 - size) // (size - 1) * (size - 1)
+        seen = final + size  # results the stream's pages cover
+        results = [(ms, ms) for ms in range(1, seen - held + 1)] + [(50_000, cid) for cid in range(1, held + 301)]
+        read = QueryRead(walk, walk.next_query(), size, expected=len(results))
+        offsets = self.offsets(read)
+        assert offsets[-1] == final, offsets[-2:]
+        for offset in offsets:
+            if offset == final:
+                assert read.open and walk.next_query().kind == "scan", (
+                    f"the walk left the stream before its final page (offset {final})")
+            read.take(keyed(*results[offset:offset + size]), True, len(results))
+        query = walk.next_query()
+        if by_id:
+            assert query.kind == "tie" and query.after == (50_000, -1), (
+                f"{held} results of one millisecond held at the cap (page size {size}): {query}")
+        else:
+            assert query.kind == "scan" and query.after == (seen - held, seen - held), (
+                f"{held} results held at the cap, less than a page of {size}, were read by id: {query}")
+
     def test_an_open_ended_query_reads_one_page(self) -> None:
         """A query sent before the horizon was known (no upper bound on time) reads only its
         first page, but its total still sizes the next query."""
