@@ -23,7 +23,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the service is configured with. ``token`` None means: run on the sandbox."""
+    """Everything the service is configured with. ``token`` None: not set (only the
+    sandbox runs without one)."""
 
     token: str | None = field(default=None, repr=False)
     base_url: str = DEFAULT_BASE_URL
@@ -64,7 +65,7 @@ class Settings:
 
 def _first(env: Mapping[str, str], *names: str) -> tuple[str, str] | None:
     # Empty is not unset: an empty value is a deployment mistake (a missing secret or
-    # $ENV(...)), and taking the default for it would, for the token, serve the sandbox.
+    # $ENV(...)), and taking the default for it would hide that.
     for name in names:
         value = env.get(name)
         if value is not None:

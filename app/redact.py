@@ -1,9 +1,9 @@
 """The one rule for everything that leaves the service: HTTP answers (problem bodies, the
 streamed export and its `!! EXPORT ABORTED` trailer, metrics) and log records.
 
-Two exits apply it to every byte: `RedactResponses` (the outermost HTTP layer) and the log
-filter of `app.logs`. Both replace the HubSpot token with `[REDACTED]`, whatever quoted it:
-HubSpot's error text, a contact property, a proxy in between. Where the service quotes
+Two exits apply it to every byte: `web.middleware.redact` (the outermost HTTP layer) and
+the log filter of `app.logs`. Both replace the HubSpot token with `[REDACTED]`, whatever
+quoted it: HubSpot's error text, a record's property, a proxy in between. Where the service quotes
 text it did not write (HubSpot's message, a value from an unusable answer), `quote` makes
 it one bounded line and `correlation_id` keeps an id only if it is a UUID, so a
 misbehaving upstream cannot fill an answer or a log line, nor add lines to either.
@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REDACTED = "[REDACTED]"
 QUOTE_LIMIT = 300  # characters of upstream text quoted in one answer or log field
@@ -61,54 +59,3 @@ class Redactor:
             if secret in value:
                 value = value.replace(secret, REDACTED.encode())
         return value
-
-
-class RedactResponses:
-    """ASGI middleware: the secrets never leave in a header or body of any answer.
-
-    A body whose length is announced (problem+json, metrics, the spec) is redacted whole
-    and its Content-Length corrected. A streamed body is redacted chunk by chunk, holding
-    back the last few bytes of each chunk until the next one, so that a secret split
-    across two chunks is caught too; the stream stays a stream."""
-
-    def __init__(self, app: ASGIApp, redactor: Redactor) -> None:
-        self._app = app
-        self._redactor = redactor
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self._redactor:
-            await self._app(scope, receive, send)
-            return
-        redactor = self._redactor
-        start: Message | None = None
-        pending = b""  # a streamed body's held-back tail, or an announced body so far
-
-        async def redacting(message: Message) -> None:
-            nonlocal start, pending
-            if message["type"] == "http.response.start":
-                headers = [(name, redactor.data(value)) for name, value in message["headers"]]
-                start = {**message, "headers": headers}
-                if not any(name.lower() == b"content-length" for name, _ in headers):
-                    await send(start)
-                    start = None
-                return
-            if message["type"] != "http.response.body":
-                await send(message)
-                return
-            more = message.get("more_body", False)
-            data = redactor.data(pending + message.get("body", b""))
-            if start is not None:  # announced length: send once complete
-                pending = data
-                if more:
-                    return
-                headers = [(n, v) for n, v in start["headers"] if n.lower() != b"content-length"]
-                await send({**start, "headers": [*headers, (b"content-length",
-                                                             str(len(data)).encode())]})
-                start = None
-                await send({"type": "http.response.body", "body": data})
-                return
-            cut = max(len(data) - redactor.reach + 1, 0) if more else len(data)
-            pending = data[cut:]
-            await send({**message, "body": data[:cut]})
-
-        await self._app(scope, receive, redacting)

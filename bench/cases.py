@@ -20,9 +20,12 @@ from typing import Any, Callable, Iterator
 import requests
 
 from app.config import Settings
-from app.continuation import START, KeysetWalk, QueryRead, contact_key
-from app.hubspot import HubSpotClient, search_body
-from app.objects import STANDARD_NAMES
+from app.hubspot import HubSpotClient
+from app.object_types import STANDARD_NAMES, ObjectType, standard_types
+from app.sync import Exporter
+from app.sync.positions import START
+from app.sync.walk import KeysetWalk, QueryRead, search_body
+from app.sync.workers import Workers
 from app.sandbox.associations import PAGE_SIZE as ASSOCIATION_PAGE
 
 from .consume import Export, consume
@@ -32,6 +35,7 @@ from .tutorial_port import TutorialService
 MODIFIED = "lastmodifieddate"
 HIGH_BUDGET = 100  # searches/s: the most HUBSPOT_SEARCH_RATE_PER_SECOND accepts
 DEFAULTS = Settings()  # the service's defaults: search budget and page size
+CONTACTS = standard_types(DEFAULTS.modified_property, {})["contacts"]
 SEARCH_LIMIT = 5  # the sandbox's search limit in B2 and B5 (HubSpot: 4-5/s)
 GENERAL_LIMIT = 100  # list and properties per 10 s (HubSpot Free/Starter)
 SETTLE_SECONDS = 0
@@ -141,6 +145,11 @@ def megabytes(kib: int) -> str:
     return f"{kib / MB:,.1f} MB"
 
 
+def properties_of(client: HubSpotClient, kind: ObjectType) -> list[str]:
+    """The properties the service's export asks for."""
+    return Exporter(client, kind, DEFAULTS, Workers()).properties()
+
+
 def bare_walk(sandbox: SandboxProcess) -> tuple[int, float]:
     """A full read of the sandbox with the service's own HubSpot client, driven the way the
     export's `_live` drives it (keyset walk; each query read as a stream of overlapping
@@ -150,8 +159,9 @@ def bare_walk(sandbox: SandboxProcess) -> tuple[int, float]:
                         settle_seconds=SETTLE_SECONDS)
     prop, size, most = settings.modified_property, settings.search_page_size, settings.search_concurrency
     client = HubSpotClient(settings)
+    contacts = CONTACTS
     try:
-        properties = client.property_names()
+        properties = properties_of(client, contacts)
         with ThreadPoolExecutor(most) as pool:
             began = time.perf_counter()
             walk, entities, expected = KeysetWalk(START), 0, None
@@ -162,13 +172,13 @@ def bare_walk(sandbox: SandboxProcess) -> tuple[int, float]:
                 read, in_flight = QueryRead(walk, query, size, expected=expected), deque()
                 while True:
                     while len(in_flight) < most and (offset := read.next_offset()) is not None:
-                        in_flight.append(pool.submit(client.search, search_body(
+                        in_flight.append(pool.submit(client.search, contacts, search_body(
                             query, prop, properties, size, offset=offset)))
                     if not in_flight:
                         break
                     page = in_flight.popleft().result()
                     walk.fix_horizon(page.server_ms - int(settings.settle_seconds * 1000))
-                    entities += len(read.take([(contact_key(c, prop), c) for c in page.results],
+                    entities += len(read.take([(r.key, r) for r in page.records],
                                               page.has_more, page.total))
                     if not read.open:
                         break
@@ -355,7 +365,7 @@ def b5_time_to_first_byte(sizes: Sizes, notes: list[str]) -> list[Row]:
         cold = consume(http, service.url, first_byte_only=True).ttfb
         client = HubSpotClient(Settings(token=TOKEN, base_url=sandbox.url))
         try:
-            properties = client.property_names()
+            properties = properties_of(client, CONTACTS)
         finally:
             client.close()
         query = KeysetWalk(START).next_query()

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from app.config import Settings
 from app.sandbox import Sandbox, SandboxServer
-from app.server import create_app
+from app.web import create_app
 
 from .sesam import SETTLE_SECONDS, T0
 

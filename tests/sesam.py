@@ -7,7 +7,7 @@ from typing import Any, Literal
 import orjson
 from starlette.testclient import TestClient
 
-from app.continuation import parse_timestamp
+from app.timestamps import parse_timestamp
 from app.sandbox import Sandbox
 
 # 2024-06-01T00:00:00Z: a frozen sandbox clock, so that every run is reproducible.

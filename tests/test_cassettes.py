@@ -12,7 +12,6 @@ from __future__ import annotations
 import email.utils
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -20,10 +19,12 @@ import pytest
 import yaml
 
 from app.config import Settings
-from app.continuation import START_POSITION, parse_since, parse_timestamp
-from app.crm import Crm
-from app.export import Exporter, ExportStats
 from app.hubspot import HubSpotClient
+from app.object_types import standard_types
+from app.sync import Crm, Exporter, ExportStats
+from app.sync.positions import START_POSITION, parse_since
+from app.sync.workers import Workers
+from app.timestamps import parse_timestamp
 from app.sandbox import Sandbox, SandboxServer
 from app.sandbox.portal import PORTAL_ID
 
@@ -79,8 +80,9 @@ def _exporter(target: tuple[str, str]) -> Iterator[Exporter]:
                         # (kevin1024/vcrpy#849): one page at a time while recording.
                         search_concurrency=1)
     client = HubSpotClient(settings)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        yield Exporter(client, settings, pool)
+    workers = Workers(request_threads=2)
+    yield Exporter(client, standard_types(settings.modified_property, {})["contacts"], settings, workers)
+    workers.close()
     client.close()
 
 

@@ -14,13 +14,22 @@ from typing import Any
 import pytest
 from hypothesis import event, given, settings, strategies as st
 
-from app.continuation import (
-    ALL_IDS, MAX_ID, MAX_MS, START, START_POSITION, InvalidSince, Key, KeysetWalk, WalkError, contact_key, encode_key,
-    OverlapJoin, QueryRead, format_ms, join_overlapping, parse_since, parse_timestamp,
+from app.hubspot import HubSpotError
+from app.hubspot.answers import record
+from app.object_types import ID_PROPERTY, standard_types
+from app.sync.positions import (
+    ALL_IDS, MAX_ID, START, START_POSITION, InvalidSince, Key, encode_key, parse_since,
 )
-from app.hubspot import ID_PROPERTY, search_body
+from app.sync.walk import KeysetWalk, QueryRead, WalkError, join_overlapping, search_body
+from app.timestamps import MAX_MS, format_ms, parse_timestamp
 
 PROP = "lastmodifieddate"
+CONTACTS = standard_types(PROP, {})["contacts"]
+
+
+def contact_key(result: dict[str, Any]) -> tuple[int, int]:
+    """A search result's key, as the service reads it at HubSpot's boundary."""
+    return record(result, CONTACTS).key
 
 ms_values = st.integers(min_value=0, max_value=MAX_MS)
 ids = st.integers(min_value=0, max_value=ALL_IDS - 1)
@@ -83,8 +92,10 @@ class TestSince:
             parse_since(" 2024")
         with pytest.raises(ValueError, match=r"^epoch ms -5 is outside 1970-01-01 \.\. 9999-12-31$"):
             format_ms(-5)
-        with pytest.raises(ValueError, match=r"^HubSpot contact '42' has no usable 'lastmodifieddate': "):
-            contact_key({"id": "42", "properties": {}}, PROP)
+        with pytest.raises(HubSpotError) as caught:
+            contact_key({"id": "42", "properties": {}})
+        assert caught.value.detail.startswith("HubSpot's search answer could not be used: contacts "
+                                              "record '42' has no usable 'lastmodifieddate': "), caught.value
 
     def test_absent_is_a_full_export(self) -> None:
         """No since: start before every contact."""
@@ -193,7 +204,7 @@ def walk_all(search: FakeSearch, start: Key, horizon: int | None, page_size: int
         while True:
             while len(answers) < round_pages and (offset := read.next_offset()) is not None:
                 results, has_more = search(search_body(query, PROP, [PROP], page_size, offset=offset))
-                answers.append(([(contact_key(c, PROP), c) for c in results], has_more, search.total))
+                answers.append(([(contact_key(c), c) for c in results], has_more, search.total))
                 between_pages(search.calls)
             if not answers:
                 break
@@ -407,7 +418,7 @@ class TestKeysetWalk:
         assert emitted == sorted(keys), f"{len(emitted)} of {len(keys)} emitted"
         alone = [body for body, results in search.answers
                  if body["sorts"][0]["propertyName"] == PROP and "after" not in body and len(results) == 200
-                 and all(contact_key(c, PROP)[0] == bulk_ms for c in results)]
+                 and all(contact_key(c)[0] == bulk_ms for c in results)]
         assert not alone, (f"a scan found the {tie}-contact millisecond alone on its first page "
                            f"after the cap: {alone[0]['filterGroups']}")
         by_id = [body for body, _ in search.answers if body["sorts"][0]["propertyName"] == ID_PROPERTY]

@@ -13,9 +13,10 @@ import yaml
 from hypothesis import assume, given, settings, strategies as st
 
 from app.config import Settings
-from app.continuation import InvalidSince, parse_since
+from app.sync import InvalidSince, parse_since
 from app.sandbox import Sandbox, SandboxServer
-from app.server import NamedParameterValidator, create_app
+from app.web import create_app
+from app.web.validation import NamedParameterValidator
 
 # Schemathesis needs the app when the module loads (its fixture loader fails on pytest 9.2),
 # so the sandbox starts here; the module fixture below stops it.

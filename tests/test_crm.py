@@ -10,7 +10,7 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from app.crm import PAGE_THREADS
+from app.sync.workers import REQUEST_THREADS
 from app.sandbox import Sandbox, SandboxServer
 from app.sandbox.associations import PAGE_SIZE as ASSOCIATION_PAGE
 
@@ -102,14 +102,14 @@ class TestEveryType:
 
     def test_every_type_sends_its_searches_on_one_pool_of_threads(self, service: TestClient) -> None:
         """Exporting every type does not leave a pool of idle threads per type behind: the
-        exports of all types send their searches on one pool of at most PAGE_THREADS."""
+        exports of all types send their searches on one pool of at most REQUEST_THREADS."""
         before = set(threading.enumerate())  # other tests' services may have left theirs
         for kind in STANDARD:
             objects(service, kind)
         pages = [thread.name for thread in set(threading.enumerate()) - before
-                 if thread.name.startswith("hubspot-page")]
-        assert 0 < len(pages) <= PAGE_THREADS, (
-            f"{len(pages)} search threads after exporting {len(STANDARD)} types (most {PAGE_THREADS})")
+                 if thread.name.startswith("hubspot-request")]
+        assert 0 < len(pages) <= REQUEST_THREADS, (
+            f"{len(pages)} search threads after exporting {len(STANDARD)} types (most {REQUEST_THREADS})")
         # A pool numbers its threads from 0: a name twice means a pool per type.
         assert len(pages) == len(set(pages)), f"search threads of several pools: {sorted(pages)}"
 

@@ -13,10 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from app.continuation import (
-    ALL_IDS, MAX_ID, MAX_MS, MIN_MS, InvalidSince, encode_position, parse_since, walk_start,
+from app.hubspot.answers import archived_record, merged_ids
+from app.object_types import standard_types
+from app.sync.deletions import Snapshot, deletion_ms, first_seen_ms
+from app.sync.positions import (
+    ALL_IDS, MAX_ID, InvalidSince, Key, Position, encode_position, parse_since, walk_start,
 )
-from app.deletions import Snapshot, deletion_ms, first_seen_ms, merged_ids
+from app.timestamps import MAX_MS, MIN_MS
 from app.sandbox import Fault, Sandbox
 
 from .sesam import SETTLE_SECONDS, SesamPipe, assert_in_sync, settle
@@ -25,6 +28,7 @@ from .test_sesam_pipe import churn
 
 ARCHIVED_AT = ["deletion time", "last-modified time"]
 SETTLE_MS = int(SETTLE_SECONDS * 1000)
+CONTACTS = standard_types("lastmodifieddate", {})["contacts"]
 
 
 def export(service: TestClient, **params: Any) -> list[dict[str, Any]]:
@@ -107,13 +111,13 @@ class TestDeletionTime:
 
     def test_archived_after_the_last_change_is_the_deletion_time(self) -> None:
         """archivedAt later than the record's modification time cannot be that time: trusted."""
-        assert deletion_ms(self.contact("2024-03-05T10:11:13Z"), "lastmodifieddate", 5) == 1709633473000
+        assert deletion_ms(archived_record(self.contact("2024-03-05T10:11:13Z"), CONTACTS), 5) == 1709633473000
 
     @pytest.mark.parametrize("archived_at", [MODIFIED, "2024-03-05T10:11:12.345+00:00", None, "garbage"])
     def test_otherwise_where_it_was_first_seen(self, archived_at: str | None) -> None:
         """archivedAt equal to the modification time (HubSpot's old behaviour), missing or
         unreadable: the deletion sits where the service first saw it."""
-        assert deletion_ms(self.contact(archived_at), "lastmodifieddate", 5) == 5
+        assert deletion_ms(archived_record(self.contact(archived_at), CONTACTS), 5) == 5
 
     def test_first_seen_lies_after_every_earlier_snapshot(self) -> None:
         """A page answered in second s may have been read up to 999 ms later; first seen is
@@ -122,17 +126,16 @@ class TestDeletionTime:
 
     def test_merged_ids(self) -> None:
         """hs_merged_object_ids, ';'-separated: ascending, without the survivor, junk ignored."""
-        contact = {"id": "5", "properties": {"hs_merged_object_ids": "30;5;;x;4;30"}}
-        assert merged_ids(contact) == [4, 30]
-        assert merged_ids({"id": "5", "properties": {"hs_merged_object_ids": None}}) == []
+        assert merged_ids("30;5;;x;4;30", 5) == [4, 30]
+        assert merged_ids(None, 5) == []
 
     def test_snapshot_after(self) -> None:
         """A snapshot hands out the deletions after a position up to a horizon; inside a
         survivor's merged ids, the survivor's own deletion is still to come."""
-        snapshot = Snapshot(0, 0.0, [(10, 1), (10, 5), (11, 2), (20, 1)], {})
-        assert list(snapshot.after((10, 1, ALL_IDS), 15)) == [(10, 5), (11, 2)]
-        assert list(snapshot.after((10, 5, 3), 20)) == [(10, 5), (11, 2), (20, 1)]
-        assert list(snapshot.after((9, ALL_IDS, ALL_IDS), 10)) == [(10, 1), (10, 5)]
+        snapshot = Snapshot(0, 0.0, [Key(10, 1), Key(10, 5), Key(11, 2), Key(20, 1)], {})
+        assert list(snapshot.after(Position(10, 1, ALL_IDS), 15)) == [(10, 5), (11, 2)]
+        assert list(snapshot.after(Position(10, 5, 3), 20)) == [(10, 5), (11, 2), (20, 1)]
+        assert list(snapshot.after(Position(9, ALL_IDS, ALL_IDS), 10)) == [(10, 1), (10, 5)]
 
 
 # -- through the HTTP surface --------------------------------------------------------------
@@ -281,9 +284,9 @@ class TestSummary:
         settle(sandbox)
         sandbox.request_log.clear()
         sandbox.inject(Fault(endpoint="search", status=503, times=1))
-        with caplog.at_level(logging.INFO, logger="app.handlers"):
+        with caplog.at_level(logging.INFO, logger="app.web.stream"):
             entities = export(service, since=since)
-        (record,) = [r for r in caplog.records if r.name == "app.handlers"]
+        (record,) = [r for r in caplog.records if r.name == "app.web.stream"]
         calls = [r for r in sandbox.request_log if r["path"].endswith("/search")
                  or r["query"].get("archived") == ["true"]]
         counts = {k: getattr(record, k) for k in ("entities", "deleted", "upstream_calls", "retries")}

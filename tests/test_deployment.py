@@ -19,7 +19,7 @@ import yaml
 from connexion.json_schema import resolve_refs
 
 from app.config import ConfigError, Settings, load
-from app.objects import STANDARD_NAMES
+from app.object_types import STANDARD_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "sesam"
@@ -121,11 +121,11 @@ def _started():
     """Start `python -m app` as the image does, on loopback, and stop it afterwards."""
     processes: list[subprocess.Popen] = []
 
-    def start(**env: str) -> subprocess.Popen:
+    def start(*args: str, **env: str) -> subprocess.Popen:
         clean = {k: v for k, v in os.environ.items()
                  if not k.startswith("HUBSPOT_") and k not in ("api-key", "PORT", "port")}
         process = subprocess.Popen(
-            [sys.executable, "-m", "app"], cwd=ROOT, env={**clean, "HOST": "127.0.0.1", **env},
+            [sys.executable, "-m", "app", *args], cwd=ROOT, env={**clean, "HOST": "127.0.0.1", **env},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         processes.append(process)
         return process
@@ -141,11 +141,11 @@ def _started():
 
 
 class TestStartCommand:
-    def test_starts_on_the_sandbox_without_a_token(self, started) -> None:
-        """`python -m app` with no token serves the built-in sandbox, says so in its
-        first log line, and /get_contacts returns contacts."""
+    def test_starts_on_the_sandbox_when_asked(self, started) -> None:
+        """`python -m app --sandbox` (the quick start) serves the built-in sandbox, says so
+        in its first log line, and /get_contacts returns contacts."""
         port = free_port()
-        process = started(PORT=str(port), SANDBOX_CONTACTS="300")
+        process = started("--sandbox", PORT=str(port), SANDBOX_CONTACTS="300")
         first_line = process.stdout.readline()
         assert "sandbox" in first_line.lower(), first_line
         assert "300 contacts" in first_line and "30 companies" in first_line and "cars" in first_line, (
@@ -154,6 +154,21 @@ class TestStartCommand:
         assert response.status_code == 200, response.text[:300]
         contacts = response.json()
         assert len(contacts) > 200 and all("_updated" in c for c in contacts), len(contacts)
+
+    @pytest.mark.parametrize("args,env,says", [
+        ((), {}, "HUBSPOT_ACCESS_TOKEN is not set"),
+        (("--sandbox",), {"HUBSPOT_ACCESS_TOKEN": "pat-na1-0000"}, "leave one of them out"),
+    ])
+    def test_no_token_and_no_sandbox_stops_with_one_line(self, started, args: tuple[str, ...],
+                                                        env: dict[str, str], says: str) -> None:
+        """Without a token the service never falls back to fake data: a production
+        container whose secret is missing refuses to start, in one line saying what to set.
+        A token and --sandbox together are refused the same way (which one was meant?)."""
+        process = started(*args, **env)
+        output, _ = process.communicate(timeout=30)
+        assert process.returncode != 0, output
+        assert output.strip().count("\n") == 0 and says in output, output
+        assert "pat-na1-0000" not in output, "the token was repeated"
 
     def test_invalid_configuration_stops_with_one_line(self, started) -> None:
         """A bad variable stops the service at start with a one-line message naming it."""

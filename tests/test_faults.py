@@ -21,9 +21,9 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from app.continuation import encode_key, encode_position
-from app.export import CHUNK_BYTES
-from app.hubspot import Budget
+from app.hubspot.budget import Budget
+from app.sync.positions import encode_key, encode_position
+from app.web.stream import CHUNK_BYTES
 from app.sandbox import Fault, Sandbox
 
 from .sesam import SesamPipe, assert_in_sync, settle

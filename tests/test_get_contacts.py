@@ -6,6 +6,7 @@ import logging
 import re
 import sys
 import threading
+import time
 from concurrent.futures import Future
 from typing import Iterator
 
@@ -13,10 +14,11 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from app.continuation import encode_key, format_ms, parse_timestamp
-from app.errors import UpstreamError
-from app.export import ExportStats, _count_dropped, read_ahead
-from app.hubspot import Page
+from app.hubspot import HubSpotError, SearchPage
+from app.sync.export import ExportStats, _count_dropped
+from app.sync.positions import encode_key
+from app.sync.workers import READERS, Workers
+from app.timestamps import format_ms, parse_timestamp
 from app.sandbox import Fault, Sandbox
 
 from .sesam import settle
@@ -292,16 +294,16 @@ class TestCost:
         error goes nowhere."""
         stats = ExportStats()
         answered: Future = Future()
-        answered.set_result(Page([], False, 0, calls=2))
+        answered.set_result(SearchPage([], False, None, 0, calls=2))
         failed: Future = Future()
-        failed.set_exception(UpstreamError(502, "HubSpot failed", "gone"))
+        failed.set_exception(HubSpotError(502, "HubSpot failed", "gone"))
         _count_dropped(answered, stats)
         _count_dropped(failed, stats)
         assert (stats.upstream_calls, stats.retries) == (2, 1), stats
 
 
 def handing_over(thread: threading.Thread) -> bool:
-    """Whether ``thread`` waits inside a queue's ``put``, i.e. for room in a full queue."""
+    """Whether ``thread`` waits inside a hand-over's ``put``, i.e. for room to hand over."""
     frame = sys._current_frames().get(thread.ident or -1)
     while frame is not None and not (frame.f_code.co_name == "wait" and frame.f_back is not None
                                      and frame.f_back.f_code.co_name == "put"):
@@ -309,9 +311,16 @@ def handing_over(thread: threading.Thread) -> bool:
     return frame is not None
 
 
-def blocked_reader(items: Iterator[int]) -> tuple[Iterator[int], threading.Thread]:
+@pytest.fixture(name="workers")
+def _workers() -> Iterator[Workers]:
+    workers = Workers()
+    yield workers
+    workers.close()
+
+
+def blocked_reader(items: Iterator[int], workers: Workers) -> tuple[Iterator[int], threading.Thread]:
     """``read_ahead`` over ``items`` (one ahead), once its first item has been taken and its
-    thread waits for room to hand over the third (the second fills its queue)."""
+    thread waits for room to hand over the third (the second fills the hand-over)."""
     pulled: list[int] = []
 
     def source() -> Iterator[int]:
@@ -320,10 +329,10 @@ def blocked_reader(items: Iterator[int]) -> tuple[Iterator[int], threading.Threa
             yield item
 
     before = set(threading.enumerate())
-    reader = read_ahead(source(), 1)
+    reader = workers.read_ahead(source(), 1)
     assert next(reader) == 0
     (thread,) = [t for t in threading.enumerate()
-                 if t not in before and t.name == "export-read-ahead"]
+                 if t not in before and t.name.startswith(READERS)]
     for _ in range(3000):
         if len(pulled) == 3 and handing_over(thread):
             break
@@ -333,31 +342,34 @@ def blocked_reader(items: Iterator[int]) -> tuple[Iterator[int], threading.Threa
 
 
 class TestReadAhead:
-    def test_a_consumer_that_stops_early_stops_the_reader(self) -> None:
-        """An export cut short (a limit, a client that hangs up) leaves no thread behind
+    def test_a_consumer_that_stops_early_stops_the_reader(self, workers: Workers) -> None:
+        """An export cut short (a limit, a client that hangs up) leaves no reader behind
         blocked on handing over a page that nobody will take, nor one reading on."""
         source = iter(range(1000))
-        reader, thread = blocked_reader(source)
+        reader, thread = blocked_reader(source, workers)
         reader.close()  # type: ignore[attr-defined]
-        thread.join(timeout=10)
-        assert not thread.is_alive(), "the read-ahead thread outlived its consumer"
+        for _ in range(1000):
+            if workers.readers == 0:
+                break
+            time.sleep(0.01)
+        assert workers.readers == 0 and not handing_over(thread), "the reader outlived its consumer"
         assert next(source, None) is not None, "it read on to the end after the consumer left"
 
-    def test_a_slow_consumer_gets_everything(self) -> None:
+    def test_a_slow_consumer_gets_everything(self, workers: Workers) -> None:
         """A consumer slower than the reader (Sesam still taking a page while the next one is
         read) gets every item in order: the reader waits for room as long as it takes."""
-        reader, thread = blocked_reader(iter(range(5)))
-        thread.join(timeout=0.5)  # the reader's waits for room time out a few times
+        reader, _ = blocked_reader(iter(range(5)), workers)
+        time.sleep(0.5)  # the reader waits for room all that time
         assert list(reader) == [1, 2, 3, 4]
 
-    def test_an_error_reaches_the_consumer(self) -> None:
+    def test_an_error_reaches_the_consumer(self, workers: Workers) -> None:
         """A failure while reading ahead is raised where the export is consumed, after what
         was read before it."""
         def source():
             yield 1
             raise ValueError("page 2 failed")
 
-        reader = read_ahead(source(), 1)
+        reader = workers.read_ahead(source(), 1)
         assert next(reader) == 1
         with pytest.raises(ValueError, match="page 2 failed"):
             next(reader)
@@ -477,10 +489,10 @@ class TestUpstreamFailure:
         does an error in the log."""
         service = configure(search_page_size=50, search_concurrency=1)
         sandbox.inject(Fault(endpoint="search", status=500, skip=5, times=None))
-        with caplog.at_level(logging.ERROR, logger="app.export"):
+        with caplog.at_level(logging.ERROR, logger="app.web.stream"):
             response = service.get("/get_contacts")
         logged = [(r.getMessage(), getattr(r, "error", None)) for r in caplog.records
-                  if r.name == "app.export"]
+                  if r.name == "app.web.stream"]
         assert [message for message, _ in logged] == [
             "export aborted mid-stream; the body was ended as invalid JSON"], logged
         assert "HubSpot answered 500" in str(logged[0][1]), logged

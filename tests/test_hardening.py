@@ -20,8 +20,9 @@ import requests
 from starlette.testclient import TestClient
 
 from app.config import VARIABLES, Settings
-from app.export import CHUNK_BYTES
-from app.redact import LINE_LIMIT, REDACTED, Redactor, RedactResponses
+from app.redact import LINE_LIMIT, REDACTED, Redactor
+from app.web.middleware import RedactResponses
+from app.web.stream import CHUNK_BYTES
 from app.sandbox import Sandbox, SandboxServer
 
 from .conftest import make_service
@@ -327,7 +328,7 @@ class TestServerBoundsTheRequestHead:
         server stops reading it after 64 KB, the peak memory of the service grows by less
         than 16 MB (it grew by 200 MB before), and the service goes on serving."""
         port = free_port()
-        process = started(PORT=str(port), SANDBOX_CONTACTS="100")
+        process = started("--sandbox", PORT=str(port), SANDBOX_CONTACTS="100")
         assert wait_until_up(f"http://127.0.0.1:{port}/health", process).status_code == 200
         before = peak_rss_kb(process.pid)
         answer = send_header_of(port, 100 * 1024 * 1024)
@@ -342,7 +343,7 @@ class TestServerBoundsTheRequestHead:
         """A header past the service's 16 KB is a 431 problem+json; past the server's
         64 KB, the server answers 400 itself and closes the connection."""
         port = free_port()
-        process = started(PORT=str(port), SANDBOX_CONTACTS="100")
+        process = started("--sandbox", PORT=str(port), SANDBOX_CONTACTS="100")
         wait_until_up(f"http://127.0.0.1:{port}/health", process)
         answer = send_header_of(port, size)
         assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
@@ -381,7 +382,8 @@ class TestTutorialOperator:
     def test_since_operator_warning_states_the_real_semantics(self, started) -> None:
         """The tutorial's since-operator is logged as without effect, with what `since`
         really means: a _updated value is exclusive, a plain timestamp inclusive."""
-        process = started(PORT=str(free_port()), SANDBOX_CONTACTS="10", **{"since-operator": "GT"})
+        process = started("--sandbox", PORT=str(free_port()), SANDBOX_CONTACTS="10",
+                          **{"since-operator": "GT"})
         for _ in range(20):
             line = process.stdout.readline()
             if "since-operator" in line:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import pytest
 from starlette.testclient import TestClient
 
-from app import continuation, export, hubspot
+from app.sync import export, walk
 from app.sandbox import Sandbox
 
 from . import test_continuation as unit
@@ -56,33 +56,33 @@ def service_test(test: Callable[..., None]) -> Callable[[TestClient, Sandbox, An
 
 MUTANTS = {
     "inclusive filter in KeysetWalk.accept": (
-        Mutant(continuation.KeysetWalk, "accept", "if item[0] > self._after", "if item[0] >= self._after"),
+        Mutant(walk.KeysetWalk, "accept", "if item[0] > self._after", "if item[0] >= self._after"),
         lambda *_: unit.TestKeysetWalk().test_accept_drops_what_was_already_emitted()),
     "no seam check in join_overlapping": (
-        Mutant(continuation.OverlapJoin, "add",
+        Mutant(walk.OverlapJoin, "add",
                "if len(set(before) | set(after)) != len(before) + len(after) - 1:",
                "if False:"),
         lambda *_: unit.TestJoinOverlapping().test_a_tie_ordered_differently_on_the_seam_is_not_joined()),
     "no totals check in join_overlapping": (
-        Mutant(continuation.OverlapJoin, "add",
+        Mutant(walk.OverlapJoin, "add",
                "if self._check_totals and (total is None or total != self._total):",
                "if False:"),
         lambda *_: unit.TestJoinOverlapping().test_a_page_from_a_result_set_of_another_size_is_not_joined()),
     "inclusive id filter when resuming in a tie": (
-        Mutant(hubspot, "search_body",
+        Mutant(walk, "search_body",
                'groups.insert(0, [where("EQ", ms), where("GT", last_id, ID_PROPERTY)])',
                'groups.insert(0, [where("EQ", ms), where("GTE", last_id, ID_PROPERTY)])'),
         lambda *_: unit.TestSearchBody().test_resume_in_a_tie_uses_two_groups()),
     "no settle-time cap on the search path": (
-        Mutant(export.Exporter, "_live", "horizon = page.server_ms - self._settle_ms",
+        Mutant(export._Pass, "_live", "horizon = page.server_ms - self._settle_ms",
                "horizon = page.server_ms"),
         service_test(service_level.TestFullExport().test_a_full_export_holds_back_changes_within_the_settle_time)),
     "a deletion ranked after the live contact on an equal position": (
-        Mutant(export, "_deleted", "yield position, 0, deletion_entity(position)",
+        Mutant(export._Pass, "_deleted", "yield position, 0, deletion_entity(position)",
                "yield position, 1, deletion_entity(position)"),
         service_test(deletions_level.TestEqualPositions().test_a_deletion_on_the_position_of_its_live_version_wins)),
     "no equal-position de-duplication": (
-        Mutant(export.Exporter, "_pass", "last = position", "last = None"),
+        Mutant(export._Pass, "entities", "last = position", "last = None"),
         service_test(deletions_level.TestEqualPositions().test_a_deletion_on_the_position_of_its_live_version_wins)),
 }
 

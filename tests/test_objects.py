@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from app.config import ConfigError, load
-from app.crm import ASSOCIATION_BATCH, _Associations
-from app.errors import UpstreamError
-from app.export import ExportStats
-from app.hubspot import _required_scopes
-from app.objects import STANDARD_NAMES, ObjectTypes, UnknownObjectType, standard_types
+from app.hubspot import Associations, HubSpotError
+from app.hubspot.answers import associations as parse_associations, required_scopes
+from app.hubspot.answers import schemas as parse_schemas
+from app.object_types import STANDARD_NAMES, ObjectTypes, Schema, UnknownObjectType, standard_types
+from app.sync import ExportStats
+from app.sync.associations import ASSOCIATION_BATCH, AssociationReader
 
 CARS = {"objectTypeId": "2-77", "name": "cars", "fullyQualifiedName": "p9_cars",
         "labels": {"singular": "Car", "plural": "Cars"}}
@@ -27,9 +28,9 @@ class Schemas:
         self.schemas = list(schemas)
         self.reads = 0
 
-    def __call__(self) -> list[dict]:
+    def __call__(self) -> list[Schema]:
         self.reads += 1
-        return list(self.schemas)
+        return parse_schemas({"results": list(self.schemas)})
 
 
 def types(schemas: Schemas, clock: list[float], properties: dict | None = None) -> ObjectTypes:
@@ -97,7 +98,11 @@ class FakeAssociations:
         self.leave_out = leave_out
         self.requests: list[list[dict]] = []
 
-    def associations(self, source: Any, target: Any, inputs: list[dict]) -> tuple[dict, int]:
+    def associations(self, source: Any, target: Any, inputs: list[dict]) -> Associations:
+        """The answer, parsed as the client parses HubSpot's."""
+        return parse_associations(self.answer(inputs), "association (deals to contacts)", 1)
+
+    def answer(self, inputs: list[dict]) -> dict:
         assert len(inputs) <= ASSOCIATION_BATCH, f"{len(inputs)} inputs in one request"
         self.requests.append(inputs)
         results, errors = [], []
@@ -116,13 +121,13 @@ class FakeAssociations:
             if begin + self.page < len(targets):
                 result["paging"] = {"next": {"after": str(begin + self.page)}}
             results.append(result)
-        return {"status": "COMPLETE", "results": results, **({"errors": errors} if errors else {})}, 1
+        return {"status": "COMPLETE", "results": results, **({"errors": errors} if errors else {})}
 
 
 def attach(fake: FakeAssociations, entities: list[dict]) -> tuple[list[dict], ExportStats]:
     known = standard_types("lastmodifieddate", {})
     stats = ExportStats()
-    reader = _Associations(fake, known["deals"], (known["contacts"],), stats)  # type: ignore[arg-type]
+    reader = AssociationReader(fake, known["deals"], (known["contacts"],), stats)  # type: ignore[arg-type]
     return reader.attach(entities), stats
 
 
@@ -155,16 +160,16 @@ class TestAssociationReads:
         """A record HubSpot says nothing of (neither result nor error) is not taken to have no
         associations: that would lose them silently. It is HubSpot's failure, a 502."""
         fake = FakeAssociations({"1": [2], "2": [3]}, leave_out="2")
-        with pytest.raises(UpstreamError) as caught:
+        with pytest.raises(HubSpotError) as caught:
             attach(fake, [{"id": "1"}, {"id": "2"}])
         assert caught.value.status == 502 and "'2'" in caught.value.detail, caught.value.detail
 
     def test_an_answer_of_the_wrong_shape_is_an_error(self) -> None:
         """A result without ``from`` is HubSpot's failure, told as such, not a crash."""
         class Broken(FakeAssociations):
-            def associations(self, source: Any, target: Any, inputs: list[dict]) -> tuple[dict, int]:
-                return {"results": [{"to": []}]}, 1
-        with pytest.raises(UpstreamError) as caught:
+            def answer(self, inputs: list[dict]) -> dict:
+                return {"results": [{"to": []}]}
+        with pytest.raises(HubSpotError) as caught:
             attach(Broken({}), [{"id": "1"}])
         assert caught.value.status == 502 and "could not be used" in caught.value.detail
 
@@ -176,9 +181,9 @@ class TestScopes:
         body = {"category": "MISSING_SCOPES", "errors": [
             {"message": "One or more of the following scopes are required.",
              "context": {"requiredGranularScopes": ["crm.objects.companies.read", "crm.objects.companies.read"]}}]}
-        assert _required_scopes(body) == ["crm.objects.companies.read"]
-        assert _required_scopes({"errors": [{"context": {"id": ["5"]}}]}) == []
-        assert _required_scopes({"errors": "nonsense"}) == []
+        assert required_scopes(body) == ["crm.objects.companies.read"]
+        assert required_scopes({"errors": [{"context": {"id": ["5"]}}]}) == []
+        assert required_scopes({"errors": "nonsense"}) == []
 
 
 class TestObjectProperties:

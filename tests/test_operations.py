@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 
 from app.config import Settings
 from app.hubspot import HubSpotClient
+from app.object_types import standard_types
 from app.sandbox import Fault, Sandbox, SandboxServer
 
 from .test_deployment import free_port, wait_until_up
@@ -66,9 +67,9 @@ class TestSummaryLog:
     def test_one_line_per_export(self, service: TestClient, caplog: pytest.LogCaptureFixture) -> None:
         """Each /get_contacts call ends with one log line saying what it did: here one
         search page (the property catalogue, cached, is counted on /metrics only)."""
-        with caplog.at_level(logging.INFO, logger="app.handlers"):
+        with caplog.at_level(logging.INFO, logger="app.web.stream"):
             service.get("/get_contacts", params={"limit": "5"})
-        (record,) = [r for r in caplog.records if r.name == "app.handlers"]
+        (record,) = [r for r in caplog.records if r.name == "app.web.stream"]
         summary = {k: getattr(record, k, None) for k in
                    ("since", "limit", "entities", "upstream_calls", "retries", "duration_s", "outcome")}
         assert summary["limit"] == 5 and summary["entities"] == 5, summary
@@ -116,8 +117,9 @@ class TestRateLimitHeaders:
             settings = Settings(token=sandbox.token, base_url=server.url, list_page_size=10)
             # A clock that stands still: the pause is then exactly the window HubSpot named.
             client = HubSpotClient(settings, sleep=pauses.append, monotonic=lambda: 1000.0)
-            client.property_names()
-            list(client.archived_pages())
+            contacts = standard_types(settings.modified_property, {})["contacts"]
+            client.catalogue(contacts)
+            list(client.archived_pages(contacts))
             client.close()
         assert pauses == [10.0], f"paused {pauses} before the call after the window was used up"
 

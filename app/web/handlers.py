@@ -1,31 +1,28 @@
 """The HTTP surface: one method per operationId of openapi.yaml. Thin on purpose.
 
 Connexion validates the parameters against the spec before a handler runs; handlers turn
-them into an export and a streaming response.
+them into an export of the sync layer and a streaming response. The spec's operationIds
+(``app.handlers.get_contacts``, …, as published) name the methods of `Handlers`.
 """
 
 from __future__ import annotations
 
-import logging
-import time
+from collections.abc import Callable
 from itertools import chain
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from connexion.exceptions import BadRequestProblem, ProblemException
 from starlette.responses import Response, StreamingResponse
 
-from .continuation import InvalidSince, parse_since
-from .crm import Crm
-from .export import ExportStats, json_array
-from .metrics import Metrics
-from .objects import CONTACTS, ObjectType, UnknownObjectType
-
-log = logging.getLogger(__name__)
+from ..metrics import Metrics
+from ..object_types import CONTACTS, ObjectType, UnknownObjectType
+from ..sync import Crm, InvalidSince, parse_since
+from .stream import ExportCall, json_array
 
 OPERATION_PREFIX = "app.handlers."
 
 
-class CrmApi:
+class Handlers:
     """The operations, bound to the CRM they export from."""
 
     def __init__(self, crm: Crm, metrics: Metrics, *, on_sandbox: bool) -> None:
@@ -35,7 +32,7 @@ class CrmApi:
 
     def resolve(self, operation_id: str) -> Callable[..., Any]:
         """Connexion's function resolver: `app.handlers.X` is this object's method X."""
-        return getattr(self, operation_id.removeprefix(OPERATION_PREFIX))
+        return getattr(self, operation_id.removeprefix(OPERATION_PREFIX))  # type: ignore[no-any-return]
 
     def get_contacts(self, since: str | None = None, limit: int | None = None) -> StreamingResponse:
         return self.get_objects(CONTACTS, since, limit)
@@ -48,7 +45,7 @@ class CrmApi:
             raise BadRequestProblem(detail=str(exc)) from None
         kind = self._resolve(objectType)
         related = self._associated(associations)
-        export = _Export(self._metrics, kind, since, limit)
+        export = ExportCall(self._metrics, kind, since, limit)
         entities = self._crm.entities(kind, start, limit, export.stats, related)
         chunks = json_array(entities, export.stats)
         try:
@@ -82,43 +79,3 @@ class CrmApi:
 
     def metrics(self) -> Response:
         return Response(self._metrics.render(), media_type=self._metrics.content_type)
-
-
-class _Export:
-    """One export call: its counters, and its summary log line when it ends."""
-
-    def __init__(self, metrics: Metrics, kind: ObjectType, since: str | None,
-                 limit: int | None) -> None:
-        self.stats = ExportStats()
-        self._metrics = metrics
-        self._kind = kind
-        self._since = since
-        self._limit = limit
-        self._began = time.perf_counter()
-
-    def watch(self, body: Iterator[bytes]) -> Iterator[bytes]:
-        finished = False
-        try:
-            yield from body
-            finished = True
-        finally:
-            if self.stats.error:
-                self.finish("aborted", f"aborted mid-stream: {self.stats.error}")
-            elif finished:
-                self.finish("ok", "ok")
-            else:
-                self.finish("client_gone", "the client went away before the end")
-
-    def finish(self, outcome: str, message: str, correlation_id: str | None = None) -> None:
-        duration = time.perf_counter() - self._began
-        stats = self.stats
-        self._metrics.exports.labels(outcome).inc()
-        self._metrics.export_seconds.observe(duration)
-        self._metrics.entities.labels("live").inc(stats.entities - stats.deleted)
-        self._metrics.entities.labels("deleted").inc(stats.deleted)
-        log.log(logging.INFO if outcome == "ok" else logging.WARNING, "export of %s %s",
-                self._kind.name, outcome,
-                extra={"object_type": self._kind.name, "since": self._since, "limit": self._limit, "entities": stats.entities,
-                       "deleted": stats.deleted, "upstream_calls": stats.upstream_calls,
-                       "retries": stats.retries, "duration_s": round(duration, 3),
-                       "outcome": outcome, "detail": message, "correlation_id": correlation_id})

@@ -1,24 +1,29 @@
 """HubSpot's CRM object types: what the export needs to know of each, and which the portal has.
 
-Every type is exported by the same engine (`export.Exporter`); a type differs only in where
-HubSpot serves it, the property its modification time is in, whether HubSpot merges its
-records, and the scope a token needs to read it. The standard types are fixed; custom
-objects are discovered from HubSpot's schemas (`/crm/v3/schemas`), so a pipe can name one
-without configuration, by its `objectTypeId` (``2-1234567``) or its fully qualified name.
+Every type is exported by the same engine; a type differs only in where HubSpot serves it,
+the property its modification time is in, whether HubSpot merges its records, the scope a
+token needs to read it, and the properties configured for it. The standard types are fixed;
+custom objects are discovered from HubSpot's schemas (`/crm/v3/schemas`), so a pipe can name
+one without configuration, by its `objectTypeId` (``2-1234567``) or its fully qualified name.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
 
 CONTACTS = "contacts"
 MODIFIED = "hs_lastmodifieddate"  # every type but contacts (HubSpot's own rule)
+ID_PROPERTY = "hs_object_id"
+MERGED_PROPERTY = "hs_merged_object_ids"  # the ids merged into a record, ';'-separated
 CUSTOM_SCOPE = "crm.objects.custom.read"
 SCHEMAS_SCOPE = "crm.schemas.custom.read"
 MISS_REFRESH_SECONDS = 60.0
+
+Properties = Mapping[str, tuple[str, ...]]
+"""Configured properties by type name (or a custom object's other names); empty: all."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,21 @@ class ObjectType:
     merges: bool = False  # HubSpot merges its records (hs_merged_object_ids)
     properties: tuple[str, ...] = ()  # the configured ones; empty: HubSpot's whole catalogue
     aliases: tuple[str, ...] = field(default=(), compare=False)  # other names HubSpot accepts
+
+    @property
+    def required_properties(self) -> tuple[str, ...]:
+        """What every search must return: the keys of the walk and, if HubSpot merges the
+        type, the merged ids."""
+        return (self.modified_property, ID_PROPERTY, *([MERGED_PROPERTY] * self.merges))
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A custom object as HubSpot's schemas API lists it."""
+
+    object_type_id: str  # "2-1234567"
+    name: str  # "cars"
+    fully_qualified_name: str | None = None  # "p1234567_cars"
 
 
 # The types HubSpot's search API serves, with their read scopes (HubSpot's 403 names the
@@ -54,7 +74,7 @@ STANDARD_NAMES = tuple(name for name, _ in _STANDARD)
 _MERGED = frozenset({"contacts", "companies"})
 
 
-def standard_types(contacts_modified: str, properties: dict[str, tuple[str, ...]]) -> dict[str, ObjectType]:
+def standard_types(contacts_modified: str, properties: Properties) -> dict[str, ObjectType]:
     """The standard types by name. Contacts keep the tutorial's `since-field` setting."""
     return {
         name: ObjectType(name, name, contacts_modified if name == CONTACTS else MODIFIED, scope,
@@ -63,15 +83,12 @@ def standard_types(contacts_modified: str, properties: dict[str, tuple[str, ...]
     }
 
 
-def custom_type(schema: dict[str, Any], properties: dict[str, tuple[str, ...]]) -> ObjectType | None:
-    """A custom object from one result of HubSpot's schemas API (None if it names none)."""
-    type_id, name = schema.get("objectTypeId"), schema.get("name")
-    if not isinstance(type_id, str) or not isinstance(name, str):
-        return None
-    qualified = schema.get("fullyQualifiedName")
-    aliases = (type_id, qualified) if isinstance(qualified, str) else (type_id,)
-    configured = next((properties[a] for a in (name, *aliases) if a in properties), ())
-    return ObjectType(name, type_id, properties=configured, aliases=aliases)
+def custom_type(schema: Schema, properties: Properties) -> ObjectType:
+    """A custom object, with the properties configured for any of its names."""
+    qualified = schema.fully_qualified_name
+    aliases = (schema.object_type_id, *([qualified] if qualified is not None else []))
+    configured = next((properties[a] for a in (schema.name, *aliases) if a in properties), ())
+    return ObjectType(schema.name, schema.object_type_id, properties=configured, aliases=aliases)
 
 
 def _named(kinds: list[ObjectType], name: str) -> ObjectType | None:
@@ -93,8 +110,8 @@ class ObjectTypes:
     from HubSpot's schemas (read when a name is not standard, cached for ``cache_seconds``).
     Thread-safe."""
 
-    def __init__(self, standard: dict[str, ObjectType], read_schemas: Callable[[], list[dict]],
-                 properties: dict[str, tuple[str, ...]], cache_seconds: float,
+    def __init__(self, standard: dict[str, ObjectType], read_schemas: Callable[[], list[Schema]],
+                 properties: Properties, cache_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._standard = standard
         self._read_schemas = read_schemas
@@ -123,7 +140,6 @@ class ObjectTypes:
         with self._lock:
             now = self._clock()
             if self._custom is None or now - self._custom[0] > max_age:
-                kinds = (custom_type(s, self._properties) for s in self._read_schemas()
-                         if isinstance(s, dict))
-                self._custom = (now, [k for k in kinds if k is not None])
+                self._custom = (now, [custom_type(schema, self._properties)
+                                      for schema in self._read_schemas()])
             return self._custom[1]

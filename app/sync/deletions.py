@@ -1,13 +1,13 @@
-"""Deletions: one shared snapshot of HubSpot's archived contacts, where each deletion sits in
-the export, and the ids that merges took away.
+"""Deletions: one shared snapshot per object type of HubSpot's archived records, where each
+deletion sits in the export, and the entities of deleted and merged-away records.
 
 Why it is built this way
 ------------------------
-HubSpot offers no time filter for archived (deleted) contacts: the only way to learn of a
-deletion is to list every archived contact (`archived=true`, 100 a page). Listing them for
-every request would cost hundreds of calls per request in a big portal, so the listing is a
-*snapshot* shared by every request, page and consumer of the service, read again at most
-once per ``HUBSPOT_ARCHIVED_SNAPSHOT_SECONDS`` (default: the settle time).
+HubSpot offers no time filter for archived (deleted) records: the only way to learn of a
+deletion is to list every archived record of the type (`archived=true`, 100 a page).
+Listing them for every request would cost hundreds of calls per request in a big portal, so
+the listing is a *snapshot* shared by every request, page and consumer of the service, read
+again at most once per ``HUBSPOT_ARCHIVED_SNAPSHOT_SECONDS`` (default: the settle time).
 
 A snapshot is complete up to its *completeness point*: HubSpot's clock (the ``Date`` of its
 first page) minus the settle time, the same allowance for lag that search gets. Every
@@ -36,13 +36,14 @@ it, so its first snapshot counts every untrusted deletion as new and reports it 
 because a later first sighting only moves a deletion later, never before an offset that was
 handed out without it.
 
-Restores: HubSpot sets a restored contact's modification time to the moment of the restore,
+Restores: HubSpot sets a restored record's modification time to the moment of the restore,
 so search reports it live again, after its deletion. Purges (after 90 days, or GDPR deletes)
 leave no trace anywhere: Sesam's full rescan is the only remedy.
 
-Merges: a contact merged into another vanishes without being archived; the survivor's
+Merges: a record merged into another vanishes without being archived; the survivor's
 ``hs_merged_object_ids`` names it. Each id there other than the survivor's own is reported
-deleted just before the survivor (`merged_ids`), every time the survivor changes.
+deleted just before the survivor (`deletion_entity` with ``merged_into``), every time the
+survivor changes.
 """
 
 from __future__ import annotations
@@ -50,42 +51,36 @@ from __future__ import annotations
 import bisect
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from .continuation import ALL_IDS, Key, Position, encode_position, format_ms, parse_timestamp
-from .hubspot import MERGED_PROPERTY, HubSpotClient, Page
+from ..hubspot import ArchivedPage, ArchivedRecord, HubSpotClient
+from ..object_types import ObjectType
+from ..timestamps import format_ms
+from .positions import ALL_IDS, Key, Position, encode_position
 
 SECOND_MS = 1000  # HubSpot's Date header has whole seconds
+Entity = dict[str, Any]
 
 
-def deletion_ms(contact: dict[str, Any], modified_property: str, first_seen_ms: int) -> int:
-    """Where the deletion of an archived contact from HubSpot's listing sits (epoch ms):
-    its ``archivedAt`` when that is provably the deletion time, else ``first_seen_ms``."""
-    try:
-        archived_ms = parse_timestamp(contact["archivedAt"])
-        modified_ms = parse_timestamp(contact["properties"][modified_property])
-    except (KeyError, TypeError, ValueError):
+def deletion_ms(record: ArchivedRecord, first_seen_ms: int) -> int:
+    """Where the deletion of an archived record from HubSpot's listing sits (epoch ms): its
+    ``archivedAt`` when that is provably the deletion time, else ``first_seen_ms``."""
+    if record.archived_ms is None or record.modified_ms is None:
         return first_seen_ms
-    return archived_ms if archived_ms > modified_ms else first_seen_ms
+    return record.archived_ms if record.archived_ms > record.modified_ms else first_seen_ms
 
 
-def merged_ids(contact: dict[str, Any]) -> list[int]:
-    """The ids merged into ``contact``, ascending, without its own."""
-    raw = (contact.get("properties") or {}).get(MERGED_PROPERTY) or ""
-    own = int(contact["id"])
-    return sorted({int(part) for part in raw.split(";") if part.strip().isdigit()} - {own})
-
-
-def deletion_entity(position: Position, merged_into: str | None = None) -> dict[str, Any]:
-    """The Sesam entity of a deleted contact, or of one merged away into ``merged_into``.
+def deletion_entity(position: Position, merged_into: str | None = None) -> Entity:
+    """The Sesam entity of a deleted record, or of one merged away into ``merged_into``.
     Its ``archivedAt`` is where the deletion sits: HubSpot's when trusted, else when the
-    service first saw the contact archived."""
-    contact_id = str(position[1] if merged_into is None else position[2])
-    entity: dict[str, Any] = {"_id": contact_id, "_updated": encode_position(position),
-                              "_deleted": True, "id": contact_id}
+    service first saw the record archived."""
+    record_id = str(position.id if merged_into is None else position.sub)
+    entity: Entity = {"_id": record_id, "_updated": encode_position(position), "_deleted": True,
+                      "id": record_id}
     if merged_into is None:
-        entity.update(archived=True, archivedAt=format_ms(position[0]))
+        entity.update(archived=True, archivedAt=format_ms(position.ms))
     else:
         entity["mergedInto"] = merged_into
     return entity
@@ -93,7 +88,7 @@ def deletion_entity(position: Position, merged_into: str | None = None) -> dict[
 
 @dataclass(frozen=True)
 class Snapshot:
-    """HubSpot's archived contacts as listed once, keyed where their deletions sit."""
+    """HubSpot's archived records of one type as listed once, keyed where their deletions sit."""
 
     complete_ms: int  # no deletion made before this is missing (HubSpot's clock - settle)
     taken_at: float  # the service's monotonic clock when the listing began
@@ -102,13 +97,13 @@ class Snapshot:
 
     def after(self, start: Position, horizon_ms: int) -> Iterator[Key]:
         """The deletions after ``start`` up to ``horizon_ms``, in order."""
-        first = bisect.bisect_right(self.deletions, (start[0], start[1]))
-        if start[2] < ALL_IDS:
+        first = bisect.bisect_right(self.deletions, (start.ms, start.id))
+        if start.sub < ALL_IDS:
             # Inside a survivor's merged ids: that survivor's own deletion is still to come.
-            first = bisect.bisect_left(self.deletions, (start[0], start[1]))
+            first = bisect.bisect_left(self.deletions, (start.ms, start.id))
         for index in range(first, len(self.deletions)):
             key = self.deletions[index]
-            if key[0] > horizon_ms:
+            if key.ms > horizon_ms:
                 return
             yield key
 
@@ -121,19 +116,19 @@ def first_seen_ms(page_server_ms: int, settle_ms: int) -> int:
 
 
 class ArchivedSnapshots:
-    """The one archived snapshot of a service, shared by every export. Thread-safe."""
+    """The one archived snapshot of an object type, shared by every export. Thread-safe."""
 
-    def __init__(self, client: HubSpotClient, modified_property: str, settle_ms: int,
+    def __init__(self, client: HubSpotClient, kind: ObjectType, settle_ms: int,
                  interval_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
-        self._modified_property = modified_property
+        self._kind = kind
         self._settle_ms = settle_ms
         self._interval = interval_seconds
         self._clock = clock
         self._lock = threading.Lock()
         self._current: Snapshot | None = None
 
-    def current(self, on_page: Callable[[Page], None]) -> Snapshot:
+    def current(self, on_page: Callable[[ArchivedPage], None]) -> Snapshot:
         """The snapshot, read anew if it is older than the interval (``on_page`` sees each
         listing page then). Concurrent callers wait for one listing and share it."""
         with self._lock:
@@ -144,20 +139,18 @@ class ArchivedSnapshots:
             return self._current
 
     def _read(self, now: float, previous: dict[int, int],
-              on_page: Callable[[Page], None]) -> Snapshot:
+              on_page: Callable[[ArchivedPage], None]) -> Snapshot:
         keys: list[Key] = []
         seen: dict[int, int] = {}
         complete_ms: int | None = None
-        for page in self._client.archived_pages():
+        for page in self._client.archived_pages(self._kind):
             on_page(page)
             if complete_ms is None:
                 complete_ms = page.server_ms - self._settle_ms
             default = first_seen_ms(page.server_ms, self._settle_ms)
-            for contact in page.results:
-                contact_id = int(contact["id"])
-                seen[contact_id] = previous.get(contact_id, default)
-                keys.append((deletion_ms(contact, self._modified_property, seen[contact_id]),
-                             contact_id))
+            for record in page.records:
+                seen[record.id] = previous.get(record.id, default)
+                keys.append(Key(deletion_ms(record, seen[record.id]), record.id))
         keys.sort()
         assert complete_ms is not None, "archived_pages yields at least one page"
         return Snapshot(complete_ms, now, keys, seen)

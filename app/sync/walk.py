@@ -1,190 +1,33 @@
-"""Continuation: the `since` tokens Sesam hands back, and the keyset walk over HubSpot search.
+"""The keyset walk over HubSpot search: which query comes next, which results may be
+emitted, and how the pages of one query are read in flight without trusting their offsets.
 
 Everything here is pure (no I/O) so that it can be tested exhaustively.
-
-A contact's position in the export is its *key*: ``(modified_ms, id)``. Sesam sees the key
-as ``_updated``, a fixed-width string that sorts bytewise exactly like the key::
-
-    2024-03-05T10:11:12.345Z_0000000000000012345
-
-The millisecond part makes the token readable for an operator; the zero-padded id breaks
-ties, because HubSpot puts thousands of contacts on one millisecond in bulk updates and a
-page boundary must never split a tie and lose the rest of it.
 
 HubSpot search sorts by one property only, and returns ties in no particular order. The
 walk (`KeysetWalk`) therefore never trusts the order inside a tie: it emits a millisecond
 only once it has seen all of it, and reads a millisecond that fills whole pages by itself
-with a second kind of query sorted by id.
+with a second kind of query sorted by id (`search_body` writes both kinds in HubSpot's
+filter language).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from functools import lru_cache
 from itertools import chain
 from typing import Any, Iterable, Literal
 
-ID_WIDTH = 19  # digits of the largest 64-bit id; HubSpot ids are 64-bit integers
-ALL_IDS = 10**ID_WIDTH  # an id above every real one: (ms, ALL_IDS) is after all of ms
-MIN_MS = 0  # 1970-01-01T00:00:00.000Z
-MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: the last instant with a 4-digit year
-
-MAX_ID = 2**63 - 1  # HubSpot ids are signed 64-bit: a larger one cannot be searched for
-
-Key = tuple[int, int]
-"""A contact's place in HubSpot search order: (modified epoch ms, contact id)."""
-
-Position = tuple[int, int, int]
-"""A place in the export: (ms, id, sub). A contact, live or deleted, is at (ms, id, ALL_IDS);
-an id merged into contact ``id`` is reported deleted at (ms, id, merged id), just before it."""
-
-START: Key = (MIN_MS - 1, ALL_IDS)
-"""Before every contact: where the walk of a full export starts."""
-
-START_POSITION: Position = (*START, ALL_IDS)
-"""Before every entity: the position of a full export."""
-
-_TOKEN = re.compile(
-    r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)_(\d{%d})(?:~(\d{%d}))?" % (ID_WIDTH, ID_WIDTH),
-    re.ASCII,
-)
-_EPOCH_MS = re.compile(r"-?\d{1,30}", re.ASCII)
-_PRINTABLE = re.compile(r"[\x21-\x7e]+")
-
-
-class InvalidSince(ValueError):
-    """A `since` value that is neither a token this service issued nor a timestamp."""
-
-
-def parse_timestamp(value: str) -> int:
-    """Epoch milliseconds of an ISO-8601 timestamp as HubSpot writes them (with or
-    without fractional seconds, `Z` or an offset) or of an epoch-millisecond string."""
-    value = value.strip()
-    if _EPOCH_MS.fullmatch(value):
-        ms = int(value)
-    else:
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"not an ISO-8601 timestamp: {value[:80]!r}") from None
-        if parsed.tzinfo is None:
-            # HubSpot timestamps are UTC; a zoneless value is read the same way.
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        ms = _datetime_to_ms(parsed)
-    if not MIN_MS <= ms <= MAX_MS:
-        raise ValueError(f"timestamp {value[:80]!r} is outside 1970-01-01 .. 9999-12-31")
-    return ms
-
-
-def _datetime_to_ms(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-
-
-def format_ms(ms: int) -> str:
-    """Fixed-width UTC ISO-8601 with milliseconds: sorts bytewise like the number."""
-    if not MIN_MS <= ms <= MAX_MS:
-        raise ValueError(f"epoch ms {ms} is outside 1970-01-01 .. 9999-12-31")
-    seconds, millis = divmod(ms, 1000)
-    return f"{_format_second(seconds)}.{millis:03d}Z"
-
-
-@lru_cache(maxsize=4096)
-def _format_second(seconds: int) -> str:
-    # Cached: an export formats one timestamp per contact, and neighbours share seconds.
-    return f"{datetime.fromtimestamp(seconds, tz=timezone.utc):%Y-%m-%dT%H:%M:%S}"
-
-
-def encode_key(key: Key) -> str:
-    """The `_updated` token of a position."""
-    ms, contact_id = key
-    if not 0 <= contact_id < ALL_IDS:
-        raise ValueError(f"contact id {contact_id} does not fit {ID_WIDTH} digits")
-    return f"{format_ms(ms)}_{contact_id:0{ID_WIDTH}d}"
-
-
-def encode_position(position: Position) -> str:
-    """The `_updated` token of a place in the export.
-
-    A merged-away id sits just before its survivor: its token is the token of the id below
-    the survivor's, then ``~`` and the merged id, so that it sorts after everything before
-    the survivor and before the survivor itself, e.g. ``…345Z_0000000000000012344~00…0777``
-    for 777 merged into 12345."""
-    ms, contact_id, sub = position
-    if sub == ALL_IDS:
-        return encode_key((ms, contact_id))
-    return f"{encode_key((ms, contact_id - 1))}~{sub:0{ID_WIDTH}d}"
-
-
-def walk_start(position: Position) -> Key:
-    """Where the keyset walk resumes to reach everything after ``position``: after the
-    contact itself, or, inside a survivor's merged ids, just before the survivor."""
-    ms, contact_id, sub = position
-    return (ms, contact_id) if sub == ALL_IDS else (ms, contact_id - 1)
-
-
-def parse_since(since: str | None) -> Position:
-    """The position after which an export resumes.
-
-    - absent: the start (a full export);
-    - a token this service issued: strictly after it (Sesam's `since` is exclusive);
-    - a plain timestamp (ISO-8601 or epoch ms, e.g. a pipe's `initial_since_value`):
-      everything modified at or after it, so nothing on the boundary millisecond is lost.
-    """
-    if since is None:
-        return START_POSITION
-    if since and not _PRINTABLE.fullmatch(since):  # as the spec's pattern: nothing around it
-        raise InvalidSince(f"since={since[:80]!r} is not valid: it has white space or "
-                           "control characters")
-    match = _TOKEN.fullmatch(since)
-    if match:
-        try:
-            ms = parse_timestamp(match[1])
-        except ValueError as exc:
-            raise InvalidSince(f"since={since[:80]!r} is not valid: {exc}") from None
-        ids = [int(digits) for digits in match.groups()[1:] if digits is not None]
-        if max(ids) > MAX_ID:
-            # HubSpot would answer a search for it with a 400: refuse it here, as the
-            # malformed value it is (this service never issues such a token).
-            raise InvalidSince(f"since={since[:80]!r} is not valid: its id is above "
-                               f"{MAX_ID}, the largest HubSpot id")
-        if len(ids) == 1:
-            return ms, ids[0], ALL_IDS
-        return ms, ids[0] + 1, ids[1]
-    if "_" in since:
-        raise InvalidSince(
-            f"since={since[:80]!r} looks like a continuation token but is not one: expected "
-            f"'YYYY-MM-DDTHH:MM:SS.mmmZ_' followed by a {ID_WIDTH}-digit contact id (and "
-            f"for a merged contact '~' and another {ID_WIDTH} digits)"
-        )
-    try:
-        return parse_timestamp(since) - 1, ALL_IDS, ALL_IDS
-    except ValueError as exc:
-        raise InvalidSince(
-            f"since={since[:80]!r} is not valid: {exc}. Use a value of _updated this service "
-            "returned, an ISO-8601 timestamp or epoch milliseconds"
-        ) from None
-
-
-def contact_key(contact: dict[str, Any], modified_property: str) -> Key:
-    """The position of a contact from a HubSpot search or list result."""
-    try:
-        return parse_timestamp(contact["properties"][modified_property]), int(contact["id"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(
-            f"HubSpot contact {contact.get('id')!r} has no usable {modified_property!r}: {exc}"
-        ) from None
+from ..object_types import ID_PROPERTY
+from ..timestamps import MAX_MS
+from .positions import ALL_IDS, Key
 
 
 @dataclass(frozen=True)
 class Query:
     """One search request of the walk.
 
-    ``scan``: contacts after ``after`` up to ``horizon_ms``, sorted by modification time:
+    ``scan``: records after ``after`` up to ``horizon_ms``, sorted by modification time:
     ``(ms == after.ms and id > after.id) or (after.ms < ms <= horizon_ms)``.
-    ``tie``: contacts on millisecond ``after[0]`` with an id above ``after[1]``, sorted by id.
+    ``tie``: records on millisecond ``after[0]`` with an id above ``after[1]``, sorted by id.
     """
 
     kind: Literal["scan", "tie"]
@@ -193,7 +36,7 @@ class Query:
 
 
 class WalkError(RuntimeError):
-    """HubSpot answered the walk in a way that would lose or repeat contacts."""
+    """HubSpot answered the walk in a way that would lose or repeat records."""
 
 
 Keyed = list[tuple[Key, Any]]
@@ -213,7 +56,7 @@ class OverlapJoin:
     two answers, and the join stops there; the walk goes on from what it verified.
 
     With ``check_totals``, HubSpot's ``total`` of each answer must also agree with the
-    first: a contact that left the result set between two answers shifts the offsets after
+    first: a record that left the result set between two answers shifts the offsets after
     it, and a tie that HubSpot orders anew can bring the previous page's last result to the
     seam by chance, hiding the shift (an unknown total is not trusted).
     """
@@ -268,9 +111,9 @@ def join_overlapping(pages: list[tuple[Keyed, bool]],
 
 
 class KeysetWalk:
-    """Reads every contact after ``start`` up to the horizon, in strictly increasing key order.
+    """Reads every record after ``start`` up to the horizon, in strictly increasing key order.
 
-    Each query starts from the last key emitted (keyset paging), so contacts that change
+    Each query starts from the last key emitted (keyset paging), so records that change
     during the read cannot shift an offset and be skipped. A query's further pages (read
     at offsets by `QueryRead`) are used only where `OverlapJoin` verifies them, and never
     past HubSpot's 10,000th result; the next query then goes on from the last key emitted.
@@ -287,7 +130,7 @@ class KeysetWalk:
 
     def __init__(self, start: Key, horizon_ms: int | None = None,
                  read_by_id_from: int | None = None) -> None:
-        """``read_by_id_from``: a held-back millisecond with at least this many contacts is
+        """``read_by_id_from``: a held-back millisecond with at least this many records is
         read by id instead of being held on (it is held in memory until it is whole)."""
         self._after = start
         self._horizon_ms = horizon_ms
@@ -317,7 +160,7 @@ class KeysetWalk:
     ) -> list[tuple[Key, Any]]:
         """Take one page of results for ``query``; return what may be emitted now, in order.
 
-        ``keyed`` holds (key, contact) pairs in any order; ``has_more`` is HubSpot's word
+        ``keyed`` holds (key, record) pairs in any order; ``has_more`` is HubSpot's word
         that the query has results beyond this page. ``continued``: these are the next
         results of the query whose page came before (read at a further offset and joined
         to it, see `QueryRead`), so what that page held back is still held, not re-read.
@@ -371,7 +214,7 @@ class KeysetWalk:
     def _read_by_id(self, ms: int) -> None:
         self._tie_ms = ms
         if self._after[0] != ms:
-            self._after = (ms, -1)
+            self._after = Key(ms, -1)
 
     def _accept_tie(self, page: list[tuple[Key, Any]], has_more: bool) -> list[tuple[Key, Any]]:
         page = [item for item in page if item[0][0] == self._tie_ms]
@@ -471,3 +314,36 @@ class QueryRead:
         if self._known is None or following is None or following.kind != self.query.kind:
             return None
         return max(self._known - self.emitted, 0) or None
+
+
+def search_body(
+    query: Query, modified_property: str, properties: list[str], limit: int, offset: int = 0
+) -> dict[str, Any]:
+    """The search request of one step of the keyset walk (see `Query`); an offset only to
+    read ahead within it (see `OverlapJoin`)."""
+    ms, last_id = query.after
+
+    def where(operator: str, value: int, name: str = modified_property) -> dict[str, str]:
+        return {"propertyName": name, "operator": operator, "value": str(value)}
+
+    if query.kind == "tie":
+        groups = [[where("EQ", ms), where("GT", last_id, ID_PROPERTY)]]
+        sort = ID_PROPERTY
+    else:
+        upper = [] if query.horizon_ms >= MAX_MS else [where("LTE", query.horizon_ms)]
+        if last_id == -1:  # all of millisecond `ms` is still to come
+            groups = [[where("GTE", ms), *upper]]
+        else:
+            groups = [[where("GTE", ms + 1), *upper]]
+            if last_id < ALL_IDS:  # the rest of millisecond `ms`
+                groups.insert(0, [where("EQ", ms), where("GT", last_id, ID_PROPERTY)])
+        sort = modified_property
+    body = {
+        "filterGroups": [{"filters": filters} for filters in groups],
+        "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+        "properties": properties,
+        "limit": limit,
+    }
+    if offset:
+        body["after"] = str(offset)
+    return body

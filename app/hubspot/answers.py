@@ -1,0 +1,322 @@
+"""HubSpot's answers, parsed once, at the boundary, into checked values.
+
+Each parser takes HubSpot's decoded JSON and returns typed records, or raises a
+`HubSpotError` ("HubSpot answer unusable", a 502) that names what was wrong. Past this
+module the service works on checked values only: a record has an id, a modification time
+and (for a type HubSpot merges) the ids merged into it; a page says whether more follows.
+Error answers are read here too: the status HubSpot answered becomes the error the service
+reports, with the scope a 403 names, HubSpot's `Retry-After` and its correlation id.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..object_types import MERGED_PROPERTY, ObjectType, Schema
+from ..redact import quote
+from ..timestamps import parse_timestamp
+from .errors import HubSpotError, unusable
+
+ID_LIMIT = 10**19  # ids of up to 19 digits: the width of the export's _updated tokens
+PORTAL_EPOCH_MS = 1_136_073_600_000  # 2006-01-01, HubSpot's founding: no portal data before
+RETRYABLE_STATUS = frozenset({423, 429, 500, 502, 503, 504})
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A live record from a search answer."""
+
+    id: int
+    modified_ms: int
+    merged_ids: list[int]  # ids merged into it, ascending, without its own (merging types)
+    data: Json  # HubSpot's object as it came: what Sesam gets
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """Its place in HubSpot's search order."""
+        return self.modified_ms, self.id
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of a search, and HubSpot's clock when it answered (epoch ms)."""
+
+    records: list[Record]
+    has_more: bool
+    total: int | None
+    server_ms: int
+    calls: int = 1  # HubSpot requests it took, retries included
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedRecord:
+    """A deleted (archived) record from HubSpot's listing; its times when they are readable."""
+
+    id: int
+    archived_ms: int | None
+    modified_ms: int | None
+
+
+@dataclass(frozen=True)
+class ArchivedPage:
+    """One page of the archived listing, and where the next one begins (None: the last)."""
+
+    records: list[ArchivedRecord]
+    after: str | None
+    server_ms: int
+    calls: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Association:
+    """One record that a record is associated with, and HubSpot's association types."""
+
+    id: int
+    types: Any  # HubSpot's associationTypes, passed on as they came
+
+    def entity(self) -> Json:
+        return {"id": str(self.id), "types": self.types}
+
+
+@dataclass(frozen=True)
+class Associations:
+    """A v4 batch read's answer: per record asked, its associations on this page and where
+    its next page begins; and the records HubSpot says have none (a 207's errors)."""
+
+    found: list[tuple[str, list[Association], str | None]]
+    without: set[str]
+    calls: int = 1
+
+
+# -- records ---------------------------------------------------------------------------
+
+
+def _results(data: Json, what: str) -> list[Any]:
+    results = data.get("results")
+    if results is None:
+        return []
+    if not isinstance(results, list):
+        raise unusable(what, f"'results' is {type(results).__name__}, not a list")
+    return results
+
+
+def _next(data: Json, what: str) -> Json:
+    """The ``paging.next`` object of an answer ({} on the last page)."""
+    paging = data.get("paging") or {}
+    following = paging.get("next") if isinstance(paging, dict) else None
+    if not isinstance(paging, dict) or not isinstance(following or {}, dict):
+        raise unusable(what, f"'paging' is not HubSpot's paging object: {str(paging)[:80]}")
+    return following or {}
+
+
+def _record_id(item: Any, kind: ObjectType, what: str) -> int:
+    raw = item.get("id") if isinstance(item, dict) else None
+    if not isinstance(raw, str) or not (raw.isascii() and raw.isdigit()) or int(raw) >= ID_LIMIT:
+        shown = raw if isinstance(item, dict) else item
+        raise unusable(what, f"{kind.name} record {str(shown)[:80]!r} has no usable id")
+    return int(raw)
+
+
+def _time(properties: Any, name: str) -> int:
+    """The epoch ms of a datetime property; ValueError saying why not."""
+    value = properties.get(name) if isinstance(properties, dict) else None
+    if not isinstance(value, str):
+        raise ValueError("it is missing" if value is None else f"it is {type(value).__name__}")
+    return parse_timestamp(value)
+
+
+def merged_ids(raw: str | None, own: int) -> list[int]:
+    """The ids in ``hs_merged_object_ids`` (';'-separated), ascending, without ``own``;
+    what is not an id is ignored."""
+    parts = (part.strip() for part in (raw or "").split(";"))
+    return sorted({int(part) for part in parts if part.isascii() and part.isdigit()} - {own})
+
+
+def record(item: Any, kind: ObjectType, what: str = "search") -> Record:
+    """A live record of ``kind`` from a search result."""
+    record_id = _record_id(item, kind, what)
+    properties = item.get("properties")
+    try:
+        modified_ms = _time(properties, kind.modified_property)
+    except ValueError as exc:
+        raise unusable(what, f"{kind.name} record '{record_id}' has no usable "
+                             f"{kind.modified_property!r}: {exc}") from None
+    merged: list[int] = []
+    if kind.merges:
+        raw = properties.get(MERGED_PROPERTY)
+        if raw is not None and not isinstance(raw, str):
+            raise unusable(what, f"{kind.name} record '{record_id}' has an unusable "
+                                 f"{MERGED_PROPERTY!r}: {type(raw).__name__}")
+        merged = merged_ids(raw, record_id)
+    return Record(record_id, modified_ms, merged, item)
+
+
+def search_page(data: Json, kind: ObjectType, server_ms: int, calls: int) -> SearchPage:
+    """One search answer."""
+    records = [record(item, kind) for item in _results(data, "search")]
+    has_more = bool(_next(data, "search"))
+    total = data.get("total")
+    return SearchPage(records, has_more, total if isinstance(total, int) else None, server_ms, calls)
+
+
+def archived_record(item: Any, kind: ObjectType, what: str = "list of archived") -> ArchivedRecord:
+    """A deleted record from the archived listing. Its times may be missing or unreadable:
+    where its deletion sits does not depend on them alone (see `sync.deletions`)."""
+    record_id = _record_id(item, kind, what)
+    times: list[int | None] = []
+    for source, name in ((item, "archivedAt"), (item.get("properties"), kind.modified_property)):
+        try:
+            times.append(_time(source, name))
+        except ValueError:
+            times.append(None)
+    return ArchivedRecord(record_id, *times)
+
+
+def archived_page(data: Json, kind: ObjectType, server_ms: int, calls: int) -> ArchivedPage:
+    """One page of the archived listing (``archived=true``)."""
+    what = f"list of archived {kind.name}"
+    records = [archived_record(item, kind, what) for item in _results(data, what)]
+    after = _next(data, what).get("after")
+    if after is not None and not isinstance(after, (str, int)):
+        raise unusable(what, f"'paging.next.after' is {type(after).__name__}")
+    return ArchivedPage(records, None if after is None else str(after), server_ms, calls)
+
+
+def catalogue(data: Json) -> list[str]:
+    """The property names of a property catalogue, in HubSpot's order."""
+    return [item["name"] for item in _results(data, "property catalogue")
+            if isinstance(item, dict) and isinstance(item.get("name"), str)]
+
+
+def schemas(data: Json) -> list[Schema]:
+    """The custom objects of the schemas API (entries that name none are skipped)."""
+    found = []
+    for item in _results(data, "schemas"):
+        if not isinstance(item, dict):
+            continue
+        type_id, name, qualified = (item.get(k) for k in ("objectTypeId", "name", "fullyQualifiedName"))
+        if isinstance(type_id, str) and isinstance(name, str):
+            found.append(Schema(type_id, name, qualified if isinstance(qualified, str) else None))
+    return found
+
+
+def associations(data: Json, what: str, calls: int) -> Associations:
+    """A v4 association batch read's answer. An id without associations is in HubSpot's
+    ``errors`` (a 207): not a failure."""
+    found = []
+    for result in _results(data, what):
+        source = result.get("from") if isinstance(result, dict) else None
+        if not isinstance(source, dict) or not isinstance(source.get("id"), (str, int)):
+            raise unusable(what, f"a result has no 'from' id: {str(result)[:80]}")
+        to = result.get("to") or []
+        if not isinstance(to, list) or not all(isinstance(item, dict) for item in to):
+            raise unusable(what, f"record {str(source['id'])[:80]!r}: 'to' is not a list of objects")
+        linked = [Association(_associated_id(item, what), item.get("associationTypes", []))
+                  for item in to]
+        after = _next(result, what).get("after")
+        found.append((str(source["id"]), linked, None if after is None else str(after)))
+    without = {str(value) for _, values in error_context(data) for value in values}
+    return Associations(found, without, calls)
+
+
+def _associated_id(item: Json, what: str) -> int:
+    value = item.get("toObjectId")
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    raise unusable(what, f"'toObjectId' {str(value)[:80]!r} is not an id")
+
+
+# -- HubSpot's clock and its errors ----------------------------------------------------
+
+
+def server_ms(date: str | None, now: Callable[[], float] = time.time) -> int:
+    """HubSpot's clock from its Date header (whole seconds, so never ahead of HubSpot); the
+    service's own when there is none.
+
+    A clock before HubSpot existed would put the export's horizon before any record's
+    modification time: an empty answer that looks complete. It is HubSpot's failure."""
+    if date is None:
+        return int(now() * 1000)
+    try:
+        ms = int(email.utils.parsedate_to_datetime(date).timestamp()) * 1000
+    except (TypeError, ValueError):
+        return int(now() * 1000)
+    if ms < PORTAL_EPOCH_MS:
+        raise HubSpotError(502, "HubSpot's clock unusable",
+                           f"HubSpot's Date header says {quote(date, 60)}, before any HubSpot "
+                           "portal held data: the export would be empty.")
+    return ms
+
+
+def retry_after(value: str | None) -> float | None:
+    """HubSpot's ``Retry-After`` in seconds (a number or an HTTP date), if it sent one."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, moment.timestamp() - time.time())
+
+
+def error_context(body: Mapping[str, Any]) -> Iterator[tuple[str, list[Any]]]:
+    """The (key, values) pairs of every ``errors[].context`` of a HubSpot answer: where it
+    names the scopes a 403 wants, or the ids a batch's 207 had nothing for."""
+    errors = body.get("errors") or []
+    for error in errors if isinstance(errors, list) else []:
+        context = error.get("context") if isinstance(error, dict) else None
+        if isinstance(context, dict):
+            yield from ((key, values) for key, values in context.items() if isinstance(values, list))
+
+
+def required_scopes(body: Mapping[str, Any]) -> list[str]:
+    """The scopes a MISSING_SCOPES answer names (under a key such as
+    ``requiredGranularScopes``)."""
+    found = [value for key, values in error_context(body) if "scope" in key.lower()
+             for value in values if isinstance(value, str)]
+    return list(dict.fromkeys(found))[:5]
+
+
+def failure(status: int, body: Any, reason: str, wait: float | None, scope: str,
+            safe: Callable[[object], str]) -> HubSpotError:
+    """The error an answer with a status other than success means. ``body`` is its decoded
+    JSON (anything else is no body), ``wait`` its `Retry-After`, ``scope`` the one the call
+    needs, ``safe`` how HubSpot's text is made safe to repeat."""
+    body = body if isinstance(body, dict) else {}
+    message = safe(body.get("message") or reason or "")
+    common: dict[str, Any] = {"correlation_id": body.get("correlationId"), "upstream_status": status}
+    if status == 401:
+        return HubSpotError(502, "HubSpot refused the access token",
+                            "HubSpot answered 401: the access token (HUBSPOT_ACCESS_TOKEN) is "
+                            f"invalid, expired or revoked. HubSpot said: {message}", **common)
+    if status == 403:
+        needed = safe(" or ".join(required_scopes(body)) or scope)
+        return HubSpotError(502, "HubSpot access token lacks a scope",
+                            f"HubSpot answered 403: the token needs the {needed} scope. "
+                            f"HubSpot said: {message}", **common)
+    if status == 429 and body.get("policyName") == "DAILY":
+        return HubSpotError(503, "HubSpot daily limit reached",
+                            "The portal has used its daily API allowance; it resets at midnight "
+                            f"in the portal's time zone. HubSpot said: {message}",
+                            retry_after=wait or 3600, **common)
+    if status == 429:
+        return HubSpotError(503, "HubSpot rate limit", f"HubSpot kept answering 429: {message}",
+                            retryable=True, retry_after=wait, **common)
+    if status in RETRYABLE_STATUS:
+        ours, title = {503: (503, "HubSpot unavailable"), 504: (504, "HubSpot timed out")
+                       }.get(status, (502, "HubSpot failed"))
+        return HubSpotError(ours, title, f"HubSpot answered {status}: {message}",
+                            retryable=True, retry_after=wait, **common)
+    return HubSpotError(502, "HubSpot rejected the request",
+                        f"HubSpot answered {status}: {message}", **common)

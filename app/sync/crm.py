@@ -1,0 +1,66 @@
+"""The CRM as the service exports it: any object type the portal has, by the same engine,
+with its associations if asked.
+
+One `Exporter` per object type, made when a pipe first names the type, all sharing one
+`HubSpotClient` and so one HubSpot budget (HubSpot's search limit is per account, whatever
+the type), and one set of `Workers`. Associations are read for a batch of up to 1,000
+records at a time, ahead of the body, while the walk reads the next search pages.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from itertools import chain
+
+from ..config import Settings
+from ..hubspot import HubSpotClient
+from ..object_types import CONTACTS, ObjectType, ObjectTypes, standard_types
+from .associations import ASSOCIATION_BATCH, AssociationReader, batches
+from .export import Entity, Exporter, ExportStats
+from .positions import Position
+from .workers import Workers
+
+ASSOCIATION_READ_AHEAD = 1  # batches of entities whose associations are read ahead of the body
+
+
+class Crm:
+    """Resolves object types and exports them. Thread-safe."""
+
+    def __init__(self, client: HubSpotClient, settings: Settings,
+                 clock: Callable[[], float] = time.monotonic,
+                 workers: Workers | None = None) -> None:
+        properties = {**dict(settings.object_properties), CONTACTS: settings.properties}
+        self.types = ObjectTypes(standard_types(settings.modified_property, properties),
+                                 client.schemas, properties, settings.properties_cache_seconds)
+        self.workers = workers or Workers()
+        self._client = client
+        self._settings = settings
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._exporters: dict[str, Exporter] = {}
+
+    def exporter(self, kind: ObjectType) -> Exporter:
+        """The one exporter of a type (its archived snapshot is shared by all its exports)."""
+        with self._lock:
+            if kind.path not in self._exporters:
+                self._exporters[kind.path] = Exporter(self._client, kind, self._settings,
+                                                      self.workers, self._clock)
+            return self._exporters[kind.path]
+
+    def entities(self, kind: ObjectType, start: Position, limit: int | None, stats: ExportStats,
+                 associations: tuple[ObjectType, ...] = ()) -> Iterator[Entity]:
+        """The export of one type after ``start``; each live record with its associations of
+        the ``associations`` types."""
+        entities = self.exporter(kind).entities(start, limit, stats)
+        if not associations:
+            return entities
+        reader = AssociationReader(self._client, kind, associations, stats)
+        read = (reader.attach(batch) for batch in batches(entities, ASSOCIATION_BATCH))
+        return chain.from_iterable(self.workers.read_ahead(read, ASSOCIATION_READ_AHEAD))
+
+    def close(self) -> None:
+        """Stop the background work; the client's connections go too."""
+        self.workers.close()
+        self._client.close()

@@ -1,0 +1,44 @@
+"""Errors as the caller sees them: problem+json (RFC 9457), from Connexion's handlers and from
+the middleware in front of them."""
+
+from __future__ import annotations
+
+import json
+
+from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from connexion.middleware.exceptions import ExceptionMiddleware
+from starlette.types import Send
+
+from ..hubspot import HubSpotError
+
+UNAVAILABLE_RETRY_SECONDS = 10.0  # when a 503 has no advice of HubSpot's
+
+
+def from_hubspot(error: HubSpotError) -> ProblemException:
+    """HubSpot's failure as a problem: its gateway status, title and detail, HubSpot's
+    correlation id, and for a 503 always a `Retry-After` (HubSpot's own advice if it gave
+    one)."""
+    ext = {"correlationId": error.correlation_id} if error.correlation_id else None
+    advice = error.retry_after or (UNAVAILABLE_RETRY_SECONDS if error.status == 503 else None)
+    headers = {"Retry-After": str(max(1, round(advice)))} if advice else None
+    return ProblemException(status=error.status, title=error.title, detail=error.detail,
+                            ext=ext, headers=headers)
+
+
+def hubspot_failure(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    """Connexion's error handler for `HubSpotError`: answered and logged as Connexion does
+    every problem."""
+    assert isinstance(error, HubSpotError), error
+    return ExceptionMiddleware.problem_handler(request, from_hubspot(error))  # type: ignore[no-any-return]
+
+
+async def send_problem(send: Send, status: int, title: str, detail: str,
+                       headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    """Answer with a problem from a middleware (before Connexion's error handling)."""
+    body = json.dumps({"type": "about:blank", "title": title, "status": status,
+                       "detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/problem+json"), *headers,
+        (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
