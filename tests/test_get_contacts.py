@@ -8,16 +8,18 @@ import sys
 import threading
 import time
 from concurrent.futures import Future
-from typing import Iterator
+from itertools import count
+from typing import Any, Iterator
 
 import orjson
 import pytest
 from starlette.testclient import TestClient
 
 from app.hubspot import HubSpotError, SearchPage
+from app.sync import export as export_module
 from app.sync.export import ExportStats, _count_dropped
 from app.sync.positions import encode_key
-from app.sync.workers import READERS, Workers
+from app.sync.workers import READERS, ShuttingDown, Workers
 from app.timestamps import format_ms, parse_timestamp
 from app.sandbox import Fault, Sandbox
 
@@ -362,6 +364,39 @@ class TestReadAhead:
         time.sleep(0.5)  # the reader waits for room all that time
         assert list(reader) == [1, 2, 3, 4]
 
+    def test_with_every_reader_busy_the_consumer_reads_itself(self) -> None:
+        """Readers are bounded: beyond them an export reads as it sends, and still gets
+        everything in order, instead of waiting for another export to end."""
+        workers = Workers(reader_threads=1)
+        try:
+            busy = workers.read_ahead(iter(range(10)), 1)
+            assert next(busy) == 0 and workers.readers == 1
+            inline = workers.read_ahead(iter(range(5)), 1)
+            assert list(inline) == [0, 1, 2, 3, 4]
+            assert workers.readers == 1, "a second reader started beyond the bound"
+            busy.close()  # type: ignore[attr-defined]
+        finally:
+            workers.close()
+
+    def test_stopping_the_service_fails_the_export_being_read(self, workers: Workers) -> None:
+        """A service that stops while an export is read ahead makes that export fail (the
+        body then ends with its abort trailer), never end as if it were complete."""
+        release = threading.Event()
+
+        def source() -> Iterator[int]:
+            yield 1
+            release.wait(10)
+            yield 2
+
+        reader = workers.read_ahead(source(), 1)
+        assert next(reader) == 1
+        threading.Timer(0.2, workers.close).start()
+        try:
+            with pytest.raises(ShuttingDown):
+                next(reader)
+        finally:
+            release.set()
+
     def test_an_error_reaches_the_consumer(self, workers: Workers) -> None:
         """A failure while reading ahead is raised where the export is consumed, after what
         was read before it."""
@@ -459,12 +494,15 @@ class TestUpstreamFailure:
         {"results": [], "paging": {"next": {"after": "200"}}},
         {"results": [{"id": "1", "properties": {}}]},
         {"results": [{"properties": {"lastmodifieddate": "2024-01-01T00:00:00Z"}}]},
+        {"results": [], "paging": "next"},
+        {"results": 5},
+        {"results": ["5"]},
     ])
     def test_an_unusable_answer_is_hubspots_failure(self, service: TestClient, sandbox: Sandbox,
                                                    body: dict) -> None:
         """A HubSpot answer that parses but cannot be used (more promised but nothing sent,
-        a contact without time or id) is a 502 that says so and names the search, not a 500
-        or a short array."""
+        a contact without time or id, paging or results of the wrong shape) is a 502 that
+        says so and names the search, not a 500 or a short array."""
         sandbox.inject(Fault(endpoint="search", status=200, body=body, times=None))
         response = service.get("/get_contacts")
         assert response.status_code == 502, response.text[:300]
@@ -501,6 +539,44 @@ class TestUpstreamFailure:
             response.content[-300:])
         with pytest.raises(orjson.JSONDecodeError):
             orjson.loads(response.content)
+
+
+class TestOwnBugs:
+    """A bug in the service is the service's: a 500, or the abort trailer once the body has
+    begun, with its traceback in the log; never a 502 that blames HubSpot."""
+
+    def test_a_bug_before_the_first_byte_is_a_500_with_its_traceback(
+            self, service: TestClient, monkeypatch: pytest.MonkeyPatch,
+            caplog: pytest.LogCaptureFixture) -> None:
+        def broken(self: Any, record: Any) -> list:
+            raise TypeError("a bug in the service")
+
+        monkeypatch.setattr(export_module._Pass, "_entities", broken)
+        with caplog.at_level(logging.ERROR):
+            response = service.get("/get_contacts")
+        assert response.status_code == 500, response.text[:300]
+        assert "HubSpot" not in response.text, response.text
+        traced = [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], TypeError)]
+        assert traced, [r.getMessage() for r in caplog.records]
+
+    def test_a_bug_mid_stream_ends_the_body_and_logs_its_traceback(
+            self, configure, monkeypatch: pytest.MonkeyPatch,
+            caplog: pytest.LogCaptureFixture) -> None:
+        service = configure(search_page_size=50, search_concurrency=1)
+        original, done = export_module._Pass._entities, count()
+
+        def broken_later(self: Any, record: Any) -> list:
+            if next(done) >= 300:
+                raise TypeError("a bug in the service")
+            return original(self, record)
+
+        monkeypatch.setattr(export_module._Pass, "_entities", broken_later)
+        with caplog.at_level(logging.ERROR, logger="app.web.stream"):
+            response = service.get("/get_contacts")
+        assert response.status_code == 200 and response.content.startswith(b"[{")
+        assert b"EXPORT ABORTED: a bug in the service" in response.content, response.content[-300:]
+        (logged,) = [r for r in caplog.records if r.name == "app.web.stream"]
+        assert logged.exc_info and isinstance(logged.exc_info[1], TypeError), logged.getMessage()
 
 
 class TestSurface:

@@ -20,6 +20,9 @@ from ..object_types import ID_PROPERTY
 from ..timestamps import MAX_MS
 from .positions import ALL_IDS, Key
 
+SortKey = tuple[int, int]
+"""A result's place in search order, (modified ms, id): a `Key`, or a record's own."""
+
 
 @dataclass(frozen=True)
 class Query:
@@ -31,7 +34,7 @@ class Query:
     """
 
     kind: Literal["scan", "tie"]
-    after: Key
+    after: SortKey
     horizon_ms: int
 
 
@@ -39,7 +42,7 @@ class WalkError(RuntimeError):
     """HubSpot answered the walk in a way that would lose or repeat records."""
 
 
-Keyed = list[tuple[Key, Any]]
+Keyed = list[tuple[SortKey, Any]]
 
 
 SEARCH_CAP = 10_000  # HubSpot answers no result of a query beyond its 10,000th
@@ -64,7 +67,7 @@ class OverlapJoin:
     def __init__(self, check_totals: bool = True) -> None:
         self._check_totals = check_totals
         self._total: int | None = None
-        self._seam: list[Key] = []  # the keys of the last millisecond joined so far
+        self._seam: list[SortKey] = []  # the keys of the last millisecond joined so far
         self.pages = 0  # pages joined
         self.has_more = True  # whether results follow the last page joined
 
@@ -128,7 +131,7 @@ class KeysetWalk:
             emit(walk.accept(query, page, has_more))
     """
 
-    def __init__(self, start: Key, horizon_ms: int | None = None,
+    def __init__(self, start: SortKey, horizon_ms: int | None = None,
                  read_by_id_from: int | None = None) -> None:
         """``read_by_id_from``: a held-back millisecond with at least this many records is
         read by id instead of being held on (it is held in memory until it is whole)."""
@@ -155,9 +158,9 @@ class KeysetWalk:
         return Query("scan" if self._tie_ms is None else "tie", self._after, horizon)
 
     def accept(
-        self, query: Query, keyed: Iterable[tuple[Key, Any]], has_more: bool,
+        self, query: Query, keyed: Iterable[tuple[SortKey, Any]], has_more: bool,
         continued: bool = False,
-    ) -> list[tuple[Key, Any]]:
+    ) -> Keyed:
         """Take one page of results for ``query``; return what may be emitted now, in order.
 
         ``keyed`` holds (key, record) pairs in any order; ``has_more`` is HubSpot's word
@@ -179,8 +182,8 @@ class KeysetWalk:
             has_more = False
         return self._accept_scan(within, has_more, continued)
 
-    def _accept_scan(self, page: list[tuple[Key, Any]], has_more: bool,
-                     continued: bool) -> list[tuple[Key, Any]]:
+    def _accept_scan(self, page: Keyed, has_more: bool,
+                     continued: bool) -> Keyed:
         if not has_more:
             self._done = True
             return self._emit(page)
@@ -216,7 +219,7 @@ class KeysetWalk:
         if self._after[0] != ms:
             self._after = Key(ms, -1)
 
-    def _accept_tie(self, page: list[tuple[Key, Any]], has_more: bool) -> list[tuple[Key, Any]]:
+    def _accept_tie(self, page: Keyed, has_more: bool) -> Keyed:
         page = [item for item in page if item[0][0] == self._tie_ms]
         if has_more and not page:
             raise WalkError("HubSpot announced more results on one millisecond but sent none")
@@ -226,7 +229,7 @@ class KeysetWalk:
             self._tie_ms = None
         return emitted
 
-    def _emit(self, page: list[tuple[Key, Any]]) -> list[tuple[Key, Any]]:
+    def _emit(self, page: Keyed) -> Keyed:
         if page:
             self._after = page[-1][0]
         return page

@@ -15,7 +15,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -36,7 +36,7 @@ class Workers:
         self._sizes = {REQUESTS: request_threads, READERS: reader_threads}
         self._lock = threading.Lock()
         self._pools: dict[str, ThreadPoolExecutor] = {}
-        self._readers: set[_Handover[object]] = set()
+        self._readers: set[_Handover[Any]] = set()
         self._reader_slots = threading.BoundedSemaphore(reader_threads)
 
     def _pool(self, name: str) -> ThreadPoolExecutor:
@@ -60,14 +60,18 @@ class Workers:
             return
         handover: _Handover[T] = _Handover(depth)
         with self._lock:
-            self._readers.add(handover)  # type: ignore[arg-type]  # only stopped through it
+            self._readers.add(handover)
         try:
             reading = self._pool(READERS).submit(self._read, source, handover)
         except BaseException:
             self._finished(handover)
             raise
-        # A reader cancelled before it ran (the pool shut down) ends here instead.
-        reading.add_done_callback(lambda done: done.cancelled() and self._finished(handover))
+
+        def cancelled(done: Future[None]) -> None:
+            if done.cancelled():  # the pool shut down before the reader ran
+                self._finished(handover)
+
+        reading.add_done_callback(cancelled)
         try:
             yield from handover.take()
         finally:
@@ -96,9 +100,9 @@ class Workers:
 
     def _finished(self, handover: _Handover[T]) -> None:
         with self._lock:
-            if handover not in self._readers:  # type: ignore[comparison-overlap]
+            if handover not in self._readers:
                 return
-            self._readers.discard(handover)  # type: ignore[arg-type]
+            self._readers.discard(handover)
         self._reader_slots.release()
 
     def close(self) -> None:

@@ -30,7 +30,8 @@ def hubspot_failure(request: ConnexionRequest, error: Exception) -> ConnexionRes
     """Connexion's error handler for `HubSpotError`: answered and logged as Connexion does
     every problem."""
     assert isinstance(error, HubSpotError), error
-    return ExceptionMiddleware.problem_handler(request, from_hubspot(error))  # type: ignore[no-any-return]
+    response: ConnexionResponse = ExceptionMiddleware.problem_handler(request, from_hubspot(error))
+    return response
 
 
 async def send_problem(send: Send, status: int, title: str, detail: str,

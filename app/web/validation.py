@@ -3,28 +3,36 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from connexion.validators import ParameterValidator
 from jsonschema import Draft4Validator, ValidationError
 from starlette.datastructures import QueryParams
 
 
-class NamedParameterValidator(ParameterValidator):
+Parameter = dict[str, Any]  # an operation's parameter, as the spec declares it
+
+
+class NamedParameterValidator(ParameterValidator):  # type: ignore[misc]  # Connexion is untyped
     """Connexion's parameter validation, with messages that name the parameter and do not
     echo the schema or an unbounded value back to the caller."""
 
-    def validate_query_parameter(self, param, request):  # type: ignore[override]
+    def validate_query_parameter(self, param: Parameter, request: Any) -> str | None:
         # Connexion would quietly keep the last of a repeated scalar parameter.
         count = len(QueryParams(request.scope["query_string"]).getlist(param["name"]))
         if count > 1 and param.get("schema", {}).get("type") != "array":
             return (f"query parameter '{param['name']}' is given {count} times: give it "
                     "once")
-        return super().validate_query_parameter(param, request)
+        refusal: str | None = super().validate_query_parameter(param, request)
+        return refusal
 
     @staticmethod
-    def validate_parameter(parameter_type, value, param, param_name=None):  # type: ignore[override]
+    def validate_parameter(parameter_type: str, value: Any, param: Parameter,
+                           param_name: str | None = None) -> str | None:
         if value is None:
-            return ParameterValidator.validate_parameter(parameter_type, value, param, param_name)
+            refusal: str | None = ParameterValidator.validate_parameter(
+                parameter_type, value, param, param_name)
+            return refusal
         try:
             Draft4Validator(param.get("schema", param),
                             format_checker=Draft4Validator.FORMAT_CHECKER).validate(value)
