@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# HubSpot contacts for Sesam. Build: docker build -t hubspot-sesam-contacts .
+# The HubSpot CRM service for Sesam. Build: docker build -t hubspot-sesam .
 # Sesam runs it as a system:microservice; configuration comes from docker.environment.
 
 FROM python:3.11-slim AS build

@@ -57,7 +57,7 @@ class Settings:
 
     @property
     def snapshot_seconds(self) -> float:
-        """How long one listing of the archived contacts serves every export."""
+        """How long one listing of a type's archived records serves every export of it."""
         if self.archived_snapshot_seconds is None:
             return self.settle_seconds
         return self.archived_snapshot_seconds

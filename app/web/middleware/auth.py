@@ -37,4 +37,4 @@ class BasicAuth:
         await send_problem(send, 401, "Unauthorized",
                            "This service requires HTTP basic authentication: set the "
                            "system's username and password.",
-                           ((b"www-authenticate", b'Basic realm="hubspot-contacts"'),))
+                           ((b"www-authenticate", b'Basic realm="hubspot-sesam"'),))
