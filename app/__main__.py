@@ -27,7 +27,7 @@ def main() -> None:
     import uvicorn
 
     from . import logs
-    from .sandbox import Sandbox, SandboxServer
+    from sandbox import Sandbox, SandboxServer
     from .server import MAX_REQUEST_HEAD_BYTES, create_app
 
     logs.configure(settings.log_level, settings.log_format, settings.token)

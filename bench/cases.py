@@ -23,7 +23,7 @@ from app.config import Settings
 from app.continuation import START, KeysetWalk, QueryRead, contact_key
 from app.hubspot import HubSpotClient, search_body
 from app.objects import STANDARD_NAMES
-from app.sandbox.associations import PAGE_SIZE as ASSOCIATION_PAGE
+from sandbox.associations import PAGE_SIZE as ASSOCIATION_PAGE
 
 from .consume import Export, consume
 from .procs import TOKEN, BenchError, Process, SandboxProcess, ServiceProcess

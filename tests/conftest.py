@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, settings as hypothesis_settings
 from starlette.testclient import TestClient
 
 from app.config import Settings
-from app.sandbox import Sandbox, SandboxServer
 from app.server import create_app
+from sandbox import Sandbox, SandboxServer
 
 from .sesam import SETTLE_SECONDS, T0
 

@@ -24,8 +24,8 @@ from app.continuation import START_POSITION, parse_since, parse_timestamp
 from app.crm import Crm
 from app.export import Exporter, ExportStats
 from app.hubspot import HubSpotClient
-from app.sandbox import Sandbox, SandboxServer
-from app.sandbox.portal import PORTAL_ID
+from sandbox import Sandbox, SandboxServer
+from sandbox.portal import PORTAL_ID
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes" / "test_cassettes"
 HUBSPOT = "https://api.hubapi.com"

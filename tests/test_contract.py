@@ -14,8 +14,8 @@ from hypothesis import assume, given, settings, strategies as st
 
 from app.config import Settings
 from app.continuation import InvalidSince, parse_since
-from app.sandbox import Sandbox, SandboxServer
 from app.server import NamedParameterValidator, create_app
+from sandbox import Sandbox, SandboxServer
 
 # Schemathesis needs the app when the module loads (its fixture loader fails on pytest 9.2),
 # so the sandbox starts here; the module fixture below stops it.

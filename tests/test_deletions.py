@@ -17,7 +17,7 @@ from app.continuation import (
     ALL_IDS, MAX_ID, MAX_MS, MIN_MS, InvalidSince, encode_position, parse_since, walk_start,
 )
 from app.deletions import Snapshot, deletion_ms, first_seen_ms, merged_ids
-from app.sandbox import Fault, Sandbox
+from sandbox import Fault, Sandbox
 
 from .sesam import SETTLE_SECONDS, SesamPipe, assert_in_sync, settle
 from .test_continuation import scaled

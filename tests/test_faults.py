@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 from app.continuation import encode_key, encode_position
 from app.export import CHUNK_BYTES
 from app.hubspot import Budget
-from app.sandbox import Fault, Sandbox
+from sandbox import Fault, Sandbox
 
 from .sesam import SesamPipe, assert_in_sync, settle
 

@@ -17,7 +17,7 @@ from app.continuation import encode_key, format_ms, parse_timestamp
 from app.errors import UpstreamError
 from app.export import ExportStats, _count_dropped, read_ahead
 from app.hubspot import Page
-from app.sandbox import Fault, Sandbox
+from sandbox import Fault, Sandbox
 
 from .sesam import settle
 

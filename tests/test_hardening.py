@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 from app.config import VARIABLES, Settings
 from app.export import CHUNK_BYTES
 from app.redact import LINE_LIMIT, REDACTED, Redactor, RedactResponses
-from app.sandbox import Sandbox, SandboxServer
+from sandbox import Sandbox, SandboxServer
 
 from .conftest import make_service
 from .echo import Echo, EchoingHubSpot

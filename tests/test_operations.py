@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from app.config import Settings
 from app.hubspot import HubSpotClient
-from app.sandbox import Fault, Sandbox, SandboxServer
+from sandbox import Fault, Sandbox, SandboxServer
 
 from .test_deployment import free_port, wait_until_up
 

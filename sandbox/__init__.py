@@ -21,7 +21,7 @@ admin (/_sandbox/), server (HTTP), cli.
 
 Everything is deterministic from a seed, so a failing test reproduces.  `Sandbox` holds
 the state (and the truth tests compare against); `SandboxServer` serves it over HTTP
-on 127.0.0.1; `python -m app.sandbox` runs one on its own.  Standard library only.
+on 127.0.0.1; `python -m sandbox` runs one on its own.  Standard library only.
 """
 
 from .cli import main
