@@ -1,4 +1,5 @@
-"""What every part of the sandbox shares: constants, value helpers, requests, replies and HubSpot's errors."""
+"""What every part of the sandbox shares: constants, the knobs a store obeys, value helpers, requests, replies
+and HubSpot's errors."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 _DAY_MS = 86_400_000
 _MASK64 = (1 << 64) - 1
@@ -40,6 +41,19 @@ _AUTH_MESSAGE = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
     "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
 )
+
+
+class Knobs(Protocol):
+    """The portal's switches a store and its search obey, read each time they apply: the
+    Sandbox's plain attributes of these names (see its docstring)."""
+
+    search_lag_ms: int
+    search_lag_jitter_ms: int
+    search_drop_lag_ms: int
+    reorder_ties_per_request: bool
+    archived_list_lag_ms: int
+    archived_at_is_modified: bool
+
 
 # --------------------------------------------------------------------------- helpers
 

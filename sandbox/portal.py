@@ -7,7 +7,6 @@ import binascii
 import dataclasses
 import random
 import re
-import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
@@ -16,12 +15,14 @@ from urllib.parse import urlencode
 
 from .associations import PAGE_SIZE as _ASSOCIATION_PAGE
 from .associations import _Associations
+from .clock import Clock
 from .common import (
     _AUTH_MESSAGE, _DAY_MS, _DEFAULT_LIMIT, _LIST_MAX_LIMIT, _LOG_LIMIT, _MAX_TARGET, _NEG_INF, _ApiError, _as_int,
     _bad_request, _error, _error_body, _int_param, _iso, _Reply, _Request,
 )
 from .faults import Fault, _Gate
 from .objects import CONTACTS, CUSTOM_TYPES, OBJECT_TYPES, SHARE_OF_CONTACTS, _custom_property
+from .search import tie_salts
 from .store import _Store
 
 # (method, path pattern) -> endpoint; the groups are object types, then a record id.
@@ -120,20 +121,19 @@ class Sandbox:
         self.archived_at_is_modified: bool = False
         self.scopes: set[str] = set(ALL_SCOPES)
         self.request_log: list[dict] = []
-        self._searches_answered = 0  # salts the tie order when it changes per request
 
-        self._lock = threading.RLock()
-        self._seed = seed
-        self._frozen_at = now_ms
-        self._offset = 0
-        self._last_now = 0
-        self._start_ms = self._now_locked()
+        self._clock = Clock(now_ms)
+        self._lock = self._clock.lock
+        # One sequence for all types: the tie order changes with every search, of any type.
+        salts = tie_salts(seed)
 
         contacts_type = dataclasses.replace(
             CONTACTS, properties=(*CONTACTS.properties, *map(_custom_property, range(1, custom_properties + 1))))
-        self._stores: dict[str, _Store] = {"contacts": _Store(self, contacts_type, seed, random.Random(seed))}
+        # The stores see the clock and this portal's knobs (self), nothing else of it.
+        self._stores: dict[str, _Store] = {
+            "contacts": _Store(contacts_type, seed, random.Random(seed), self._clock, self, salts)}
         for object_type in OBJECT_TYPES[1:]:
-            store = _Store(self, object_type, seed, random.Random(f"{seed}/{object_type.name}"))
+            store = _Store(object_type, seed, random.Random(f"{seed}/{object_type.name}"), self._clock, self, salts)
             # Seeded on first use: most tests never touch a type but contacts.
             store.unseeded = (counts[object_type.name], archived_fraction)
             self._stores[object_type.name] = store
@@ -155,16 +155,9 @@ class Sandbox:
 
     # ----------------------------------------------------------------- clock
 
-    def _now_locked(self) -> int:
-        base = self._frozen_at if self._frozen_at is not None else time.time_ns() // 1_000_000
-        # Never backwards, even if the wall clock steps back: search lag relies on it.
-        self._last_now = max(base + self._offset, self._last_now)
-        return self._last_now
-
     def now_ms(self) -> int:
         """The sandbox's current time in epoch ms (frozen, or the wall clock plus advances)."""
-        with self._lock:
-            return self._now_locked()
+        return self._clock.now_ms()
 
     def date_ms(self) -> int:
         """HubSpot's clock as its Date header tells it: now, skewed by date_skew_ms."""
@@ -172,18 +165,11 @@ class Sandbox:
 
     def advance(self, ms: int) -> None:
         """Move the clock forward by `ms`."""
-        if ms < 0:
-            raise ValueError("the sandbox clock only moves forward")
-        with self._lock:
-            self._offset += ms
+        self._clock.advance(ms)
 
     def set_now(self, ms: int) -> None:
         """Move the clock forward to `ms`; ValueError if that is in the past."""
-        with self._lock:
-            current = self._now_locked()
-            if ms < current:
-                raise ValueError(f"cannot set the sandbox clock back from {current} to {ms}")
-            self._offset += ms - current
+        self._clock.set_now(ms)
 
     # ----------------------------------------------------------------- records
 
@@ -438,7 +424,7 @@ class Sandbox:
 
     def _schema(self, store: _Store) -> dict:
         object_type = store._type
-        stamp = _iso(self._start_ms - 400 * _DAY_MS)
+        stamp = _iso(self._clock.start_ms - 400 * _DAY_MS)
         shown = [name for name in object_type.default_properties if name not in object_type.always]
         return {
             "id": object_type.type_id.split("-")[1],

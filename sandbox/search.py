@@ -3,13 +3,14 @@ sees writes only after a lag, the shuffled order of ties and the 10,000-result c
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import operator
 import re
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,12 @@ def _integer_range(op: str, low: float, high: float) -> tuple[int, int]:
             return math.ceil(low), math.floor(high)
 
 
+def tie_salts(seed: int) -> Iterator[int]:
+    """The salts of successive searches' orders of ties when the order changes per request
+    (reorder_ties_per_request): one sequence per portal, drawn from by every type's search."""
+    return (_mix(seed ^ (count * _GOLDEN & _MASK64)) for count in itertools.count(1))
+
+
 # --------------------------------------------------------------------------- search
 
 
@@ -98,7 +105,7 @@ class _Searchable:
         search = self._parse_search(payload)
         self._sync_index()
         ids = self._matching_ids(search)
-        if self._portal.reorder_ties_per_request:
+        if self.knobs.reorder_ties_per_request:
             ids = self._reorder_ties(ids, search)
         end = search.offset + search.limit
         results = [self._render(self._indexed[cid], search.properties) for cid in ids[search.offset:end]]
@@ -282,10 +289,10 @@ class _Searchable:
 
     def _sync_index(self) -> None:
         """Let search see the writes whose lag has passed."""
-        if self._portal.search_lag_jitter_ms or self._portal.search_drop_lag_ms:
+        if self.knobs.search_lag_jitter_ms or self.knobs.search_drop_lag_ms:
             self._sync_index_unevenly()
             return
-        horizon = self._now_locked() - self._portal.search_lag_ms
+        horizon = self.clock.now_locked() - self.knobs.search_lag_ms
         pending = self._pending
         if not pending or pending[0][0] > horizon:
             return
@@ -310,18 +317,18 @@ class _Searchable:
 
     def _search_delay(self, written: int, cid: int, new: _Version | None) -> int:
         """How long after it was written search shows one write (see search_lag_jitter_ms)."""
-        delay = self._portal.search_lag_ms
-        if self._portal.search_lag_jitter_ms:
-            delay += _mix(self._tie(cid) ^ written) % (self._portal.search_lag_jitter_ms + 1)
+        delay = self.knobs.search_lag_ms
+        if self.knobs.search_lag_jitter_ms:
+            delay += _mix(self._tie(cid) ^ written) % (self.knobs.search_lag_jitter_ms + 1)
         if new is None:
-            delay += self._portal.search_drop_lag_ms
+            delay += self.knobs.search_drop_lag_ms
         return delay
 
     def search_visible_at(self, id: str) -> int | None:
         """When search will show the latest write of record `id` (sandbox ms), or None if
         search shows it already."""
         cid = _as_int(id)
-        with self._lock:
+        with self.clock.lock:
             self._sync_index()
             due = [written + self._search_delay(written, pending_id, new)
                    for written, pending_id, new in self._pending if pending_id == cid]
@@ -330,7 +337,7 @@ class _Searchable:
     def _sync_index_unevenly(self) -> None:
         """Like _sync_index when each write has its own lag: a write that shows replaces
         the earlier writes of its record still waiting, so search never goes back."""
-        now = self._now_locked()
+        now = self.clock.now_locked()
         entries = list(self._pending)
         last_due: dict[int, int] = {}
         for position, (written, cid, new) in enumerate(entries):
@@ -346,7 +353,7 @@ class _Searchable:
     def _reorder_ties(self, ids: list[int], search: _Search) -> list[int]:
         """`ids` with every run of equal sort values that touches the requested page in a
         new order, different for every request (see reorder_ties_per_request)."""
-        self._portal._searches_answered += 1
+        salt = next(self.tie_salts)
         if search.sort_prop == "hs_object_id" or not ids:
             return ids
         get, indexed = self._typed_getter(self._properties[search.sort_prop]), self._indexed
@@ -357,7 +364,6 @@ class _Searchable:
             low -= 1
         while high + 1 < len(ids) and value(high + 1) == value(high):
             high += 1
-        salt = _mix(self._seed ^ (self._portal._searches_answered * _GOLDEN & _MASK64))
         segment = ids[low:high + 1]
         runs: list[list[int]] = []
         for cid in segment:

@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import threading
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .common import _DAY_MS, _GOLDEN, _MASK64, _as_int, _iso, _mix, _parse_iso_ms
+from .clock import Clock
+from .common import _DAY_MS, _GOLDEN, _MASK64, Knobs, _as_int, _iso, _mix, _parse_iso_ms
 from .objects import _custom_value, _generic_value, _ObjectType, _Property, _Version
 from .search import _Searchable
 
-if TYPE_CHECKING:
-    from .portal import Sandbox
-
 
 class _Store(_Searchable):
-    """The records of one object type.  Every method expects the portal's lock to be held
-    or takes it; the portal's clock and knobs apply."""
+    """The records of one object type.  Every method expects the portal's lock (the clock's)
+    to be held or takes it; the portal's clock and knobs apply, and `tie_salts` is the
+    portal's sequence of tie orders (see search.tie_salts)."""
 
-    def __init__(self, portal: Sandbox, object_type: _ObjectType, seed: int, rng: random.Random) -> None:
-        self._portal = portal
+    def __init__(self, object_type: _ObjectType, seed: int, rng: random.Random, clock: Clock, knobs: Knobs,
+                 tie_salts: Iterator[int]) -> None:
+        self.clock = clock
+        self.knobs = knobs
+        self.tie_salts = tie_salts
         self._type = object_type
-        self._lock: threading.RLock = portal._lock
         self._seed = seed
         self._rng = rng
         self._properties: dict[str, _Property] = {p.name: p for p in object_type.properties}
@@ -38,9 +38,6 @@ class _Store(_Searchable):
         self.unseeded: tuple[int, float] | None = None  # (count, archived fraction) still to seed
         self.seeded_ids: list[int] = []  # the records seeding made, in id order
         self._init_index()
-
-    def _now_locked(self) -> int:
-        return self._portal._now_locked()
 
     @property
     def catalogue(self) -> list[dict]:
@@ -61,7 +58,7 @@ class _Store(_Searchable):
 
     def _seed_modified_times(self, count: int) -> list[int]:
         rng = self._rng
-        low = self._portal._start_ms - 90 * _DAY_MS
+        low = self.clock.start_ms - 90 * _DAY_MS
         span = 90 * _DAY_MS - 60_000  # ends a minute before start, leaving room for archivedAt
 
         def stamp() -> int:
@@ -82,7 +79,7 @@ class _Store(_Searchable):
     def seed(self, count: int, archived_fraction: float) -> None:
         rng = self._rng
         modified = self._seed_modified_times(count)
-        first_created = self._portal._start_ms - 730 * _DAY_MS
+        first_created = self.clock.start_ms - 730 * _DAY_MS
         # Created in id order, all before the 90-day modification window.
         created = sorted(first_created + int(rng.random() * 600 * _DAY_MS) for _ in range(count))
         archived = set(rng.sample(range(count), round(count * archived_fraction)))
@@ -90,7 +87,7 @@ class _Store(_Searchable):
             cid = self._allocate_id()
             archived_at = None
             if i in archived:
-                archived_at = rng.randint(modified[i] + 1, self._portal._start_ms - 1)
+                archived_at = rng.randint(modified[i] + 1, self.clock.start_ms - 1)
             version = _Version(cid, self._tie(cid), created[i], modified[i], archived_at)
             self._records[cid] = version
             self.seeded_ids.append(cid)
@@ -158,8 +155,8 @@ class _Store(_Searchable):
         if count < 0:
             raise ValueError("count must be >= 0")
         overrides = self._coerce(properties)
-        with self._lock:
-            now = self._now_locked()
+        with self.clock.lock:
+            now = self.clock.now_locked()
             ids = []
             for _ in range(count):
                 cid = self._allocate_id()
@@ -171,16 +168,16 @@ class _Store(_Searchable):
         """Set properties (None or "" clears one) and the modification time=now; KeyError for
         unknown or archived ids."""
         changes = self._coerce(properties)
-        with self._lock:
-            now = self._now_locked()
+        with self.clock.lock:
+            now = self.clock.now_locked()
             for version in self._existing(ids, live=True):
                 merged = MappingProxyType({**version.overrides, **changes})
                 self._write(dataclasses.replace(version, modified=now, overrides=merged), now)
 
     def archive(self, ids: Iterable[str]) -> None:
         """Archive (HubSpot's delete) live records at now; search drops them once the lag passes."""
-        with self._lock:
-            now = self._now_locked()
+        with self.clock.lock:
+            now = self.clock.now_locked()
             for version in self._existing(ids, live=True):
                 self._write(dataclasses.replace(version, archived_at=now), now)
 
@@ -188,8 +185,8 @@ class _Store(_Searchable):
         """Modify live records and archive them on the same millisecond: their
         modification time and archivedAt are equal (HubSpot's bulk clean-ups do this)."""
         changes = self._coerce(properties)
-        with self._lock:
-            now = self._now_locked()
+        with self.clock.lock:
+            now = self.clock.now_locked()
             for version in self._existing(ids, live=True):
                 merged = MappingProxyType({**version.overrides, **changes})
                 modified = dataclasses.replace(version, modified=now, overrides=merged)
@@ -198,8 +195,8 @@ class _Store(_Searchable):
 
     def restore(self, ids: Iterable[str]) -> None:
         """Un-archive records, setting the modification time=now."""
-        with self._lock:
-            now = self._now_locked()
+        with self.clock.lock:
+            now = self.clock.now_locked()
             for version in self._existing(ids, live=False):
                 self._write(dataclasses.replace(version, archived_at=None, modified=now), now)
 
@@ -210,8 +207,8 @@ class _Store(_Searchable):
         it) and its modification time moves to now."""
         if not self._type.mergeable:
             raise ValueError(f"HubSpot merges contacts and companies, not {self._type.name}")
-        with self._lock:
-            now = self._now_locked()
+        with self.clock.lock:
+            now = self.clock.now_locked()
             survivor, gone = self._existing([primary, secondary], live=True)
             if survivor.id == gone.id:
                 raise ValueError(f"a {self._type.singular} cannot be merged into itself")
@@ -231,18 +228,18 @@ class _Store(_Searchable):
 
     def merged(self) -> dict[str, list[str]]:
         """Live record id -> the ids merged into it (hs_merged_object_ids), for those that have any."""
-        with self._lock:
+        with self.clock.lock:
             found = {str(cid): self._merged_list(self._records[cid]) for cid in self._live_ids}
         return {cid: ids for cid, ids in found.items() if ids}
 
     def live(self) -> dict[str, int]:
         """id -> modification time ms of every live record, as of now (no lag)."""
-        with self._lock:
+        with self.clock.lock:
             return {str(cid): self._records[cid].modified for cid in self._live_ids}
 
     def archived(self) -> dict[str, int]:
         """id -> archivedAt ms of every archived record."""
-        with self._lock:
+        with self.clock.lock:
             return {str(cid): self._records[cid].archived_at for cid in self._archived_ids}
 
     def counts(self) -> tuple[int, int]:
@@ -270,7 +267,7 @@ class _Store(_Searchable):
     def record(self, id: str) -> dict:
         """The current HubSpot-shaped object with every property, archived or not (for a
         merged-away id, its survivor, as HubSpot answers); KeyError if unknown."""
-        with self._lock:
+        with self.clock.lock:
             version = self.current(id)
             if version is None:
                 raise KeyError(f"no {self._type.singular} with id {id!r}")
@@ -305,7 +302,7 @@ class _Store(_Searchable):
             "archived": version.archived_at is not None,
         }
         if version.archived_at is not None:
-            obj["archivedAt"] = _iso(version.modified if self._portal.archived_at_is_modified else version.archived_at)
+            obj["archivedAt"] = _iso(version.modified if self.knobs.archived_at_is_modified else version.archived_at)
         return obj
 
     def _requested(self, values: list[str] | None) -> list[str]:
@@ -320,7 +317,7 @@ class _Store(_Searchable):
     def list_page(self, archived: bool, after: int, limit: int, names: list[str]) -> tuple[list[dict], int | None]:
         """One page of the list API after id `after`, and the id to continue after if there is more."""
         ids = self._archived_ids if archived else self._live_ids
-        if archived and self._portal.archived_list_lag_ms:
+        if archived and self.knobs.archived_list_lag_ms:
             ids = self._listed_archived_ids()
         start = bisect_right(ids, after)
         page = ids[start:start + limit]
@@ -329,5 +326,5 @@ class _Store(_Searchable):
 
     def _listed_archived_ids(self) -> list[int]:
         """The archived ids the archived listing shows yet (see archived_list_lag_ms)."""
-        shown_until = self._now_locked() - self._portal.archived_list_lag_ms
+        shown_until = self.clock.now_locked() - self.knobs.archived_list_lag_ms
         return [cid for cid in self._archived_ids if self._records[cid].archived_at <= shown_until]
