@@ -4,7 +4,7 @@
     .venv/bin/python -m bench --smoke     # tiny sizes, well under a minute
     .venv/bin/python -m bench --only B2,B5
 
-Each benchmark starts the HubSpot sandbox (`python -m app.sandbox`) and the service
+Each benchmark starts the HubSpot sandbox (`python -m sandbox`) and the service
 (`python -m app`) in their own processes on 127.0.0.1 and stops them again, also on errors
 and Ctrl-C. Results go to stdout and to bench/results/latest.json. The exit status is 0
 when every benchmark could be measured (whether or not its target holds), else 1.

@@ -26,7 +26,7 @@ from app.sync import Exporter
 from app.sync.positions import START
 from app.sync.walk import KeysetWalk, QueryRead, search_body
 from app.sync.workers import Workers
-from app.sandbox.associations import PAGE_SIZE as ASSOCIATION_PAGE
+from sandbox.associations import PAGE_SIZE as ASSOCIATION_PAGE
 
 from .consume import Export, consume
 from .procs import TOKEN, BenchError, Process, SandboxProcess, ServiceProcess

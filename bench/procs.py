@@ -110,12 +110,12 @@ class Process:
 
 
 class SandboxProcess(Process):
-    """`python -m app.sandbox` with an admin client for /_sandbox/."""
+    """`python -m sandbox` with an admin client for /_sandbox/."""
 
     def __init__(self, contacts: int, seed: int) -> None:
         super().__init__(f"sandbox-{contacts}", "/_sandbox/stats")
         self.contacts = contacts
-        self.argv = [sys.executable, "-m", "app.sandbox", "--port", str(self.port), "--contacts", str(contacts),
+        self.argv = [sys.executable, "-m", "sandbox", "--port", str(self.port), "--contacts", str(contacts),
                      "--seed", str(seed), "--token", TOKEN]
         self.session = requests.Session()
 

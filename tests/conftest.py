@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings as hypothesis_settings
 from starlette.testclient import TestClient
 
 from app.config import Settings
-from app.sandbox import Sandbox, SandboxServer
+from sandbox import Sandbox, SandboxServer
 from app.web import create_app
 
 from .sesam import SETTLE_SECONDS, T0

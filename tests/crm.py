@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import requests
 
-from app.sandbox import Sandbox, SandboxServer
+from sandbox import Sandbox, SandboxServer
+
+# The checkout: `python -m sandbox` finds the package from there only (it is not installed).
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Crm:

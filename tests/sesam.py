@@ -8,7 +8,7 @@ import orjson
 from starlette.testclient import TestClient
 
 from app.timestamps import parse_timestamp
-from app.sandbox import Sandbox
+from sandbox import Sandbox
 
 # 2024-06-01T00:00:00Z: a frozen sandbox clock, so that every run is reproducible.
 T0 = 1717200000000

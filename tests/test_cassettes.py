@@ -25,8 +25,8 @@ from app.sync import Crm, Exporter, ExportStats
 from app.sync.positions import START_POSITION, parse_since
 from app.sync.workers import Workers
 from app.timestamps import parse_timestamp
-from app.sandbox import Sandbox, SandboxServer
-from app.sandbox.portal import PORTAL_ID
+from sandbox import Sandbox, SandboxServer
+from sandbox.portal import PORTAL_ID
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes" / "test_cassettes"
 HUBSPOT = "https://api.hubapi.com"

@@ -14,7 +14,7 @@ from hypothesis import assume, given, settings, strategies as st
 
 from app.config import Settings
 from app.sync import InvalidSince, parse_since
-from app.sandbox import Sandbox, SandboxServer
+from sandbox import Sandbox, SandboxServer
 from app.web import create_app
 from app.web.validation import NamedParameterValidator
 

@@ -18,7 +18,7 @@ from connexion.json_schema import Draft4ResponseValidator, resolve_refs
 from jsonschema import Draft4Validator
 from starlette.testclient import TestClient
 
-from app.sandbox import Fault, Sandbox
+from sandbox import Fault, Sandbox
 
 from .sesam import settle
 

@@ -11,8 +11,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.sync.workers import REQUEST_THREADS
-from app.sandbox import Sandbox, SandboxServer
-from app.sandbox.associations import PAGE_SIZE as ASSOCIATION_PAGE
+from sandbox import Sandbox, SandboxServer
+from sandbox.associations import PAGE_SIZE as ASSOCIATION_PAGE
 
 from .crm import Crm, modified_property
 from .sesam import T0, settle

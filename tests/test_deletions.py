@@ -20,7 +20,7 @@ from app.sync.positions import (
     ALL_IDS, MAX_ID, InvalidSince, Key, Position, encode_position, parse_since, walk_start,
 )
 from app.timestamps import MAX_MS, MIN_MS
-from app.sandbox import Fault, Sandbox
+from sandbox import Fault, Sandbox
 
 from .sesam import SETTLE_SECONDS, SesamPipe, assert_in_sync, settle
 from .test_continuation import scaled

@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 from app.hubspot.budget import Budget
 from app.sync.positions import encode_key, encode_position
 from app.web.stream import CHUNK_BYTES
-from app.sandbox import Fault, Sandbox
+from sandbox import Fault, Sandbox
 
 from .sesam import SesamPipe, assert_in_sync, settle
 

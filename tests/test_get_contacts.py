@@ -21,7 +21,7 @@ from app.sync.export import ExportStats, _count_dropped
 from app.sync.positions import encode_key
 from app.sync.workers import READERS, ShuttingDown, Workers
 from app.timestamps import format_ms, parse_timestamp
-from app.sandbox import Fault, Sandbox
+from sandbox import Fault, Sandbox
 
 from .sesam import settle
 

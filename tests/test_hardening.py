@@ -23,7 +23,7 @@ from app.config import VARIABLES, Settings
 from app.redact import LINE_LIMIT, REDACTED, Redactor
 from app.web.middleware import RedactResponses
 from app.web.stream import CHUNK_BYTES
-from app.sandbox import Sandbox, SandboxServer
+from sandbox import Sandbox, SandboxServer
 
 from .conftest import make_service
 from .echo import Echo, EchoingHubSpot

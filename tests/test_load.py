@@ -23,7 +23,7 @@ import orjson
 import pytest
 import requests
 
-from app.sandbox import Sandbox, SandboxServer
+from sandbox import Sandbox, SandboxServer
 
 from .sesam import T0
 

@@ -19,7 +19,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.sync import export, walk
-from app.sandbox import Sandbox
+from sandbox import Sandbox
 
 from . import test_continuation as unit
 from . import test_deletions as deletions_level

@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from app.config import Settings
 from app.hubspot import HubSpotClient
 from app.object_types import standard_types
-from app.sandbox import Fault, Sandbox, SandboxServer
+from sandbox import Fault, Sandbox, SandboxServer
 
 from .test_deployment import free_port, wait_until_up
 

@@ -1,4 +1,4 @@
-"""Pins the fake HubSpot portal (app.sandbox) to the HubSpot behaviour the exporter relies on.
+"""Pins the fake HubSpot portal (sandbox) to the HubSpot behaviour the exporter relies on.
 
 The sandbox is the test bed for the whole project, so these tests check that it is faithful
 (shapes the official client accepts, the search API's limits and lag) and adversarial where
@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import requests
 
-from app.sandbox import Fault, Sandbox, SandboxServer
+from sandbox import Fault, Sandbox, SandboxServer
 
-from .crm import Crm
+from .crm import ROOT, Crm
 
 NOW = 1_700_000_000_000  # 2023-11-14T22:13:20Z, a frozen sandbox clock
 DAY = 86_400_000
@@ -843,10 +843,10 @@ class TestAdminSurface:
 
 
 def test_cli_serves_until_interrupted() -> None:
-    """`python -m app.sandbox` prints its URL and token, serves, and exits cleanly on Ctrl-C."""
+    """`python -m sandbox` prints its URL and token, serves, and exits cleanly on Ctrl-C."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.sandbox", "--port", "0", "--contacts", "20", "--token", "cli-token"],
-        stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "sandbox", "--port", "0", "--contacts", "20", "--token", "cli-token"],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
     )
     try:
         line = process.stdout.readline() if process.stdout else ""

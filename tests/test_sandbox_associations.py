@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.sandbox import Fault, Sandbox
+from sandbox import Fault, Sandbox
 
 from .crm import Crm, serve
 from .test_sandbox_objects import NOW

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from app.sandbox import Fault, Sandbox
+from sandbox import Fault, Sandbox
 
-from .crm import Crm, modified_property, serve, since
+from .crm import ROOT, Crm, modified_property, serve, since
 
 NOW = 1_700_000_000_000
 STANDARD = ("contacts", "companies", "deals", "tickets", "products", "line_items", "quotes",
@@ -292,10 +292,10 @@ def test_summary_says_what_the_portal_holds() -> None:
 
 
 def test_cli_sizes_each_type() -> None:
-    """`python -m app.sandbox --objects deals=7` serves 7 deals and says what it holds per type."""
+    """`python -m sandbox --objects deals=7` serves 7 deals and says what it holds per type."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.sandbox", "--port", "0", "--contacts", "20", "--objects", "deals=7"],
-        stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "sandbox", "--port", "0", "--contacts", "20", "--objects", "deals=7"],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         line = process.stdout.readline() if process.stdout else ""
         assert "20 contacts" in line and "7 deals" in line and "cars" in line, line

@@ -8,7 +8,7 @@ from typing import Callable
 
 import pytest
 
-from app.sandbox import Sandbox, SandboxServer
+from sandbox import Sandbox, SandboxServer
 
 from .conftest import sandbox_clock
 from .crm import modified_property

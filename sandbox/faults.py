@@ -8,10 +8,14 @@ from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from .common import _error, _rate_limited, _Reply
+from .common import ApiError, Reply, api_error
 
 _ENDPOINTS = frozenset({"search", "list", "properties", "read", "schemas", "associations", "any"})
 _FAULT_KINDS = frozenset({"status", "hang", "close", "rate_limit", "daily"})
+
+
+def _rate_limited(policy: str, message: str, headers: dict[str, str] | None = None) -> ApiError:
+    return api_error(429, message, headers, errorType="RATE_LIMIT", policyName=policy)
 
 
 @dataclass
@@ -44,18 +48,19 @@ class Fault:
             raise ValueError("fault skip and seconds must be >= 0 and times >= 1 or None")
         HTTPStatus(self.status)  # raises ValueError for a status HTTP does not define
 
-    def _reply(self) -> _Reply:
+    def reply(self) -> Reply:
+        """What a fault of kind "status", "rate_limit" or "daily" answers instead of the real answer."""
         if self.kind == "rate_limit":
             return _rate_limited("SECONDLY", "You have reached your secondly limit.", self.headers).reply
         if self.kind == "daily":
             return _rate_limited("DAILY", "You have reached your daily limit.", self.headers).reply
-        reply = _error(self.status, HTTPStatus(self.status).phrase, self.headers).reply
+        reply = api_error(self.status, HTTPStatus(self.status).phrase, self.headers).reply
         if self.body is not None:
             reply.body = self.body
         return reply
 
 
-class _Gate:
+class Gate:
     """The armed faults and the rate-limit windows every API request passes through."""
 
     def __init__(self, lock: threading.RLock) -> None:

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .common import _DAY_MS, _iso, _mix
+from .common import DAY_MS, iso, mix
 
 
 @dataclass(frozen=True)
-class _Property:
+class Property:
     name: str
     label: str
     type: str
@@ -24,7 +24,7 @@ class _Property:
     options: tuple[str, ...] = ()
     hubspot_defined: bool = True
 
-    def describe(self, order: int, object_type: _ObjectType) -> dict:
+    def describe(self, order: int, object_type: ObjectType) -> dict:
         stamp = "2019-08-06T02:43:14.491Z" if self.hubspot_defined else "2023-05-02T08:00:00Z"
         read_only = self.name in object_type.read_only
         entry = {
@@ -62,28 +62,28 @@ _STAGES = (
     "opportunity", "customer", "evangelist", "other",
 )
 _HUBSPOT_PROPERTIES = (
-    _Property("email", "Email", "string", "text"),
-    _Property("firstname", "First Name", "string", "text"),
-    _Property("lastname", "Last Name", "string", "text"),
-    _Property("phone", "Phone Number", "string", "phonenumber"),
-    _Property("company", "Company Name", "string", "text"),
-    _Property("website", "Website URL", "string", "text"),
-    _Property("city", "City", "string", "text"),
-    _Property("country", "Country/Region", "string", "text"),
-    _Property("jobtitle", "Job Title", "string", "text"),
-    _Property("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", options=_STAGES),
-    _Property("createdate", "Create Date", "datetime", "date"),
-    _Property("lastmodifieddate", "Last Modified Date", "datetime", "date"),
-    _Property("hs_object_id", "Record ID", "number", "number"),
-    _Property("hs_merged_object_ids", "Merged Contact IDs", "enumeration", "checkbox"),
+    Property("email", "Email", "string", "text"),
+    Property("firstname", "First Name", "string", "text"),
+    Property("lastname", "Last Name", "string", "text"),
+    Property("phone", "Phone Number", "string", "phonenumber"),
+    Property("company", "Company Name", "string", "text"),
+    Property("website", "Website URL", "string", "text"),
+    Property("city", "City", "string", "text"),
+    Property("country", "Country/Region", "string", "text"),
+    Property("jobtitle", "Job Title", "string", "text"),
+    Property("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", options=_STAGES),
+    Property("createdate", "Create Date", "datetime", "date"),
+    Property("lastmodifieddate", "Last Modified Date", "datetime", "date"),
+    Property("hs_object_id", "Record ID", "number", "number"),
+    Property("hs_merged_object_ids", "Merged Contact IDs", "enumeration", "checkbox"),
 )
 _CUSTOM_TYPES = (("string", "text"), ("number", "number"), ("enumeration", "select"), ("datetime", "date"))
 _CUSTOM_OPTIONS = tuple(f"option_{n}" for n in range(1, 6))
 
 
-def _custom_property(number: int) -> _Property:
+def custom_property(number: int) -> Property:
     kind, field_type = _CUSTOM_TYPES[(number - 1) % len(_CUSTOM_TYPES)]
-    return _Property(
+    return Property(
         f"custom_field_{number:02d}", f"Custom Field {number:02d}", kind, field_type,
         group="custom_fields", options=_CUSTOM_OPTIONS if kind == "enumeration" else (), hubspot_defined=False,
     )
@@ -106,23 +106,24 @@ _TITLES = ("CEO", "CTO", "Data Engineer", "Sales Manager", "Marketing Lead", "Ac
 _STAGE_WEIGHTS = ("subscriber", "lead", "lead", "lead", "marketingqualifiedlead", "salesqualifiedlead",
                   "opportunity", "customer", "customer", "evangelist", "other")
 _CUSTOM_DATE_BASE = 1_577_836_800_000  # 2020-01-01
-_CUSTOM_DATE_SPAN = 4 * 365 * _DAY_MS
+_CUSTOM_DATE_SPAN = 4 * 365 * DAY_MS
 
 
-def _hash(tie: int, name: str) -> int:
-    return _mix(tie ^ zlib.crc32(name.encode()))
+def tie_hash(tie: int, name: str) -> int:
+    """A record's hash for the value `name`, from its tie: what its generated values and seeded links draw on."""
+    return mix(tie ^ zlib.crc32(name.encode()))
 
 
 def _pick(tie: int, name: str, choices: Sequence[Any]) -> Any:
-    return choices[(_hash(tie, name) >> 8) % len(choices)]
+    return choices[(tie_hash(tie, name) >> 8) % len(choices)]
 
 
 def _company(tie: int) -> str | None:
-    return None if _hash(tie, "company") % 10 == 0 else _pick(tie, "company", _COMPANIES)
+    return None if tie_hash(tie, "company") % 10 == 0 else _pick(tie, "company", _COMPANIES)
 
 
 def _city(tie: int) -> tuple[str, str] | None:
-    return None if _hash(tie, "city") % 12 == 0 else _pick(tie, "city", _CITIES)
+    return None if tie_hash(tie, "city") % 12 == 0 else _pick(tie, "city", _CITIES)
 
 
 def _email(cid: int, tie: int) -> str:
@@ -135,26 +136,26 @@ def _email(cid: int, tie: int) -> str:
 
 
 def _phone(tie: int) -> str | None:
-    h = _hash(tie, "phone")
+    h = tie_hash(tie, "phone")
     return None if h % 6 == 0 else f"+1 555 {h % 10_000_000:07d}"
 
 
 def _website(tie: int) -> str | None:
     company = _company(tie)
-    if company is None or _hash(tie, "website") % 5 == 0:
+    if company is None or tie_hash(tie, "website") % 5 == 0:
         return None
     return f"https://www.{re.sub(r'[^a-z]', '', company.lower())}.example"
 
 
 def _merged_ids(tie: int) -> str | None:
-    h = _hash(tie, "hs_merged_object_ids")
+    h = tie_hash(tie, "hs_merged_object_ids")
     # Ids far beyond the live range: merged-away contacts no longer exist.
     return None if h % 100 else f"{900_000_000 + h % 50_000};{950_000_000 + (h >> 20) % 50_000}"
 
 
 def _optional(name: str, choices: Sequence[str], every: int) -> Callable[[int, int], str | None]:
     """A picker that leaves one contact in `every` without a value."""
-    return lambda cid, tie: None if _hash(tie, name) % every == 0 else _pick(tie, name, choices)
+    return lambda cid, tie: None if tie_hash(tie, name) % every == 0 else _pick(tie, name, choices)
 
 
 def _city_part(part: int) -> Callable[[int, int], str | None]:
@@ -176,8 +177,8 @@ _GENERATORS: dict[str, Callable[[int, int], str | None]] = {
 }
 
 
-def _custom_value(prop: _Property, tie: int) -> str | None:
-    h = _hash(tie, prop.name)
+def custom_value(prop: Property, tie: int) -> str | None:
+    h = tie_hash(tie, prop.name)
     if h % 5 == 0:
         return None
     h >>= 8
@@ -186,7 +187,7 @@ def _custom_value(prop: _Property, tie: int) -> str | None:
     if prop.type == "enumeration":
         return prop.options[h % len(prop.options)]
     if prop.type == "datetime":
-        return _iso(_CUSTOM_DATE_BASE + h % _CUSTOM_DATE_SPAN)
+        return iso(_CUSTOM_DATE_BASE + h % _CUSTOM_DATE_SPAN)
     return f"value {h % 10_000}"
 
 
@@ -194,7 +195,7 @@ _NO_OVERRIDES: Mapping[str, str | None] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
-class _Version:
+class Version:
     """One state of a contact.  Immutable, so the search index can keep an old one until the lag passes."""
 
     id: int
@@ -207,7 +208,7 @@ class _Version:
 
 
 @dataclass(frozen=True)
-class _ObjectType:
+class ObjectType:
     """What sets one CRM object type apart: its names, properties, generated values and scope."""
 
     name: str  # as in the URL: contacts, companies, ...
@@ -217,7 +218,7 @@ class _ObjectType:
     modified: str  # the modification property search sorts and filters on
     created: tuple[str, ...]  # the property (or properties) holding the creation time
     default_properties: tuple[str, ...]  # what list and search return when no properties are asked for
-    properties: tuple[_Property, ...]
+    properties: tuple[Property, ...]
     generators: Mapping[str, Callable[[int, int], str | None]]
     query_properties: tuple[str, ...]  # what search's free-text `query` looks in
     scopes: tuple[str, ...]  # any one of them grants reading this type
@@ -239,7 +240,7 @@ class _ObjectType:
         return (self.modified, "hs_object_id")
 
 
-CONTACTS = _ObjectType(
+CONTACTS = ObjectType(
     "contacts", "0-1", "contact", "contactinformation", "lastmodifieddate", ("createdate",),
     ("firstname", "lastname", "email", "createdate", "lastmodifieddate", "hs_object_id"),
     _HUBSPOT_PROPERTIES, MappingProxyType(_GENERATORS), ("firstname", "lastname", "email", "phone", "company"),
@@ -250,9 +251,9 @@ CONTACTS = _ObjectType(
 # --------------------------------------------------------------------------- the other object types
 
 
-def _generic_value(prop: _Property, cid: int, tie: int) -> str | None:
+def generic_value(prop: Property, cid: int, tie: int) -> str | None:
     """A plausible value for a built-in property without a generator of its own."""
-    h = _hash(tie, prop.name)
+    h = tie_hash(tie, prop.name)
     if h % 9 == 0:
         return None
     h >>= 8
@@ -261,7 +262,7 @@ def _generic_value(prop: _Property, cid: int, tie: int) -> str | None:
     if prop.type == "number":
         return str(h % 5_000)
     if prop.type == "datetime":
-        return _iso(_CUSTOM_DATE_BASE + h % _CUSTOM_DATE_SPAN)
+        return iso(_CUSTOM_DATE_BASE + h % _CUSTOM_DATE_SPAN)
     return f"{prop.label} {cid}"
 
 
@@ -290,12 +291,12 @@ def _domain(cid: int, tie: int) -> str:
     return f"{re.sub(r'[^a-z]', '', _pick(tie, 'name', _COMPANIES).lower())}{cid}.example"
 
 
-def _props(*specs: tuple) -> tuple[_Property, ...]:
+def _props(*specs: tuple) -> tuple[Property, ...]:
     """Properties from (name, label, type, field_type[, options]) tuples."""
-    return tuple(_Property(*spec[:4], options=tuple(spec[4]) if len(spec) > 4 else ()) for spec in specs)
+    return tuple(Property(*spec[:4], options=tuple(spec[4]) if len(spec) > 4 else ()) for spec in specs)
 
 
-def _stamps(created: str, modified: str = "hs_lastmodifieddate") -> tuple[_Property, ...]:
+def _stamps(created: str, modified: str = "hs_lastmodifieddate") -> tuple[Property, ...]:
     return _props((created, "Create Date", "datetime", "date"), (modified, "Last Modified Date", "datetime", "date"),
                   ("hs_object_id", "Record ID", "number", "number"))
 
@@ -306,10 +307,10 @@ _PRIORITIES = ("LOW", "MEDIUM", "HIGH")
 
 
 def _object_type(name: str, type_id: str, singular: str, first_id: int, created: str, shown: tuple[str, ...],
-                 properties: tuple[_Property, ...], generators: dict, scopes: tuple[str, ...],
-                 mergeable: bool = False) -> _ObjectType:
+                 properties: tuple[Property, ...], generators: dict, scopes: tuple[str, ...],
+                 mergeable: bool = False) -> ObjectType:
     """A built-in type whose modification property is hs_lastmodifieddate, as for every type but contacts."""
-    return _ObjectType(
+    return ObjectType(
         name, type_id, singular, f"{singular.replace('_', '')}information", "hs_lastmodifieddate", (created,),
         (*shown, created, "hs_lastmodifieddate", "hs_object_id"), (*properties, *_stamps(created)),
         MappingProxyType(generators), shown[:3], scopes, first_id, mergeable,
@@ -327,7 +328,7 @@ _STANDARD_TYPES = (
                  ("numberofemployees", "Number of Employees", "number", "number"),
                  ("annualrevenue", "Annual Revenue", "number", "number"),
                  ("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", _STAGES)),
-         _Property("hs_merged_object_ids", "Merged Company IDs", "enumeration", "checkbox")),
+         Property("hs_merged_object_ids", "Merged Company IDs", "enumeration", "checkbox")),
         {"name": _company_name, "domain": _domain, "phone": lambda cid, tie: _phone(tie),
          "city": _city_part(0), "country": _city_part(1), "hs_merged_object_ids": lambda cid, tie: None},
         ("crm.objects.companies.read",), mergeable=True,
@@ -430,8 +431,8 @@ _CARS = _object_type(
     tuple(dataclasses.replace(prop, hubspot_defined=False) for prop in _props(
         ("vin", "VIN", "string", "text"), ("make", "Make", "string", "text"), ("model", "Model", "string", "text"),
         ("year", "Year", "number", "number"), ("price", "Price", "number", "number"))),
-    {"vin": lambda cid, tie: f"VIN{_hash(tie, 'vin') % 10**14:014d}", "make": _words("make"),
-     "model": _words("model"), "year": lambda cid, tie: str(2012 + _hash(tie, 'year') % 14)},
+    {"vin": lambda cid, tie: f"VIN{tie_hash(tie, 'vin') % 10**14:014d}", "make": _words("make"),
+     "model": _words("model"), "year": lambda cid, tie: str(2012 + tie_hash(tie, 'year') % 14)},
     (CUSTOM_OBJECT_SCOPE,),
 )
 CUSTOM_TYPES = (_CARS,)

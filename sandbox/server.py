@@ -13,8 +13,18 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .admin import handle_admin
-from .common import _decode_json, _Request
+from .common import Request
 from .portal import Sandbox
+
+
+def _decode_json(raw: bytes) -> tuple[Any, bool]:
+    """(payload, valid): an empty body is a valid None."""
+    if not raw:
+        return None, True
+    try:
+        return json.loads(raw), True
+    except ValueError:
+        return None, False
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -41,11 +51,11 @@ class _Handler(BaseHTTPRequestHandler):
                                  parse_qs(target.query))
             truncate = False
         else:
-            request = _Request(
+            request = Request(
                 self.command, self.path, target.path, parse_qs(target.query, keep_blank_values=True),
                 self.headers.get("Authorization"), payload, valid_json, self.server.url,
             )
-            reply, truncate = sandbox._handle_api(request)
+            reply, truncate = sandbox.handle_api(request)
         data = b"" if reply.body is None else json.dumps(reply.body).encode()
         self.send_response(reply.status)
         for name, value in reply.headers.items():

@@ -1,31 +1,21 @@
-"""What every part of the sandbox shares: constants, value helpers, requests, replies and HubSpot's errors."""
+"""What every part of the sandbox shares: constants, the knobs a store obeys, value helpers, requests, replies
+and HubSpot's errors."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
-_DAY_MS = 86_400_000
-_MASK64 = (1 << 64) - 1
-_GOLDEN = 0x9E3779B97F4A7C15
+DAY_MS = 86_400_000
+MASK64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_NEG_INF, _POS_INF = -(1 << 63), 1 << 63
-
-_SEARCH_CAP = 10_000
-_SEARCH_MAX_LIMIT = 200
-_LIST_MAX_LIMIT = 100
-_DEFAULT_LIMIT = 10
-_MAX_GROUPS, _MAX_GROUP_FILTERS, _MAX_FILTERS = 5, 6, 18
-_MAX_TARGET = 16_000
-_LOG_LIMIT = 100_000
-# Applying more index changes than this at once is cheaper as one sort than as insorts.
-_REBUILD_THRESHOLD = 1_000
-_CACHE_SIZE = 16
+NEG_INF, POS_INF = -(1 << 63), 1 << 63
+DEFAULT_LIMIT = 10
 _CATEGORIES = {
     400: "VALIDATION_ERROR",
     401: "INVALID_AUTHENTICATION",
@@ -36,37 +26,46 @@ _CATEGORIES = {
     423: "LOCKED",
     429: "RATE_LIMITS",
 }
-_AUTH_MESSAGE = (
-    "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
-    "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
-)
+
+
+class Knobs(Protocol):
+    """The portal's switches a store and its search obey, read each time they apply: the
+    Sandbox's plain attributes of these names (see its docstring)."""
+
+    search_lag_ms: int
+    search_lag_jitter_ms: int
+    search_drop_lag_ms: int
+    reorder_ties_per_request: bool
+    archived_list_lag_ms: int
+    archived_at_is_modified: bool
+
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _mix(x: int) -> int:
+def mix(x: int) -> int:
     """splitmix64's finaliser: well spread and, unlike hash(), the same in every run."""
-    x = (x + _GOLDEN) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    x = (x + GOLDEN) & MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
     return x ^ (x >> 31)
 
 
-def _iso(ms: int) -> str:
+def iso(ms: int) -> str:
     seconds, millis = divmod(ms, 1000)
     text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     # Real HubSpot drops the fraction on whole seconds; consumers must normalise both forms.
     return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
 
 
-def _parse_iso_ms(text: str) -> int:
+def parse_iso_ms(text: str) -> int:
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return (parsed - _EPOCH) // timedelta(milliseconds=1)
 
 
-def _as_int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
     """An integer given as JSON number or decimal string, else None (bools are not numbers)."""
     if isinstance(value, bool):
         return None
@@ -79,63 +78,49 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
-def _decode_json(raw: bytes) -> tuple[Any, bool]:
-    """(payload, valid): an empty body is a valid None."""
-    if not raw:
-        return None, True
-    try:
-        return json.loads(raw), True
-    except ValueError:
-        return None, False
-
-
 # --------------------------------------------------------------------------- replies and errors
 
 
 @dataclass
-class _Reply:
+class Reply:
     status: int
     body: dict | None
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class _ApiError(Exception):
+class ApiError(Exception):
     """Ends a request early with `reply`."""
 
-    def __init__(self, reply: _Reply) -> None:
+    def __init__(self, reply: Reply) -> None:
         super().__init__(reply.status)
         self.reply = reply
 
 
-def _error_body(message: str, category: str, **extra: Any) -> dict:
+def error_body(message: str, category: str, **extra: Any) -> dict:
     return {"status": "error", "message": message, "correlationId": str(uuid.uuid4()), "category": category, **extra}
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> _ApiError:
+def api_error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> ApiError:
     category = _CATEGORIES.get(status, "INTERNAL_ERROR" if status >= 500 else "VALIDATION_ERROR")
-    return _ApiError(_Reply(status, _error_body(message, category, **extra), dict(headers or {})))
+    return ApiError(Reply(status, error_body(message, category, **extra), dict(headers or {})))
 
 
-def _bad_request(message: str) -> _ApiError:
-    return _error(400, message)
+def bad_request(message: str) -> ApiError:
+    return api_error(400, message)
 
 
-def _rate_limited(policy: str, message: str, headers: dict[str, str] | None = None) -> _ApiError:
-    return _error(429, message, headers, errorType="RATE_LIMIT", policyName=policy)
-
-
-def _int_param(value: Any, name: str, default: int, low: int, high: int | None) -> int:
+def int_param(value: Any, name: str, default: int, low: int, high: int | None) -> int:
     if value is None:
         return default
-    number = _as_int(value)
+    number = as_int(value)
     if number is None or number < low or (high is not None and number > high):
         upper = f" and at most {high}" if high is not None else ""
-        raise _bad_request(f"Invalid value {value!r} for '{name}': must be an integer of at least {low}{upper}.")
+        raise bad_request(f"Invalid value {value!r} for '{name}': must be an integer of at least {low}{upper}.")
     return number
 
 
 @dataclass(frozen=True)
-class _Request:
+class Request:
     method: str
     target: str  # path and query as sent
     path: str

@@ -3,35 +3,52 @@ sees writes only after a lag, the shuffled order of ties and the 10,000-result c
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import operator
 import re
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .clock import Clock
 from .common import (
-    _CACHE_SIZE, _DEFAULT_LIMIT, _GOLDEN, _MASK64, _MAX_FILTERS, _MAX_GROUP_FILTERS, _MAX_GROUPS, _NEG_INF,
-    _POS_INF, _REBUILD_THRESHOLD, _SEARCH_CAP, _SEARCH_MAX_LIMIT, _as_int, _bad_request, _int_param, _mix,
-    _parse_iso_ms,
+    DEFAULT_LIMIT,
+    GOLDEN,
+    MASK64,
+    NEG_INF,
+    POS_INF,
+    Knobs,
+    as_int,
+    bad_request,
+    int_param,
+    mix,
+    parse_iso_ms,
 )
-from .objects import _Property, _Version
+from .objects import ObjectType, Property, Version
+
+_SEARCH_CAP = 10_000
+_SEARCH_MAX_LIMIT = 200
+_MAX_GROUPS, _MAX_GROUP_FILTERS, _MAX_FILTERS = 5, 6, 18
+# Applying more index changes than this at once is cheaper as one sort than as insorts.
+_REBUILD_THRESHOLD = 1_000
+_CACHE_SIZE = 16
 
 
 @dataclass(frozen=True)
 class _Filter:
     prop: str
-    test: Callable[[_Version], bool]
+    test: Callable[[Version], bool]
     bound: tuple[int, int] | None  # inclusive integer range when an index on `prop` can answer it
 
 
 @dataclass(frozen=True)
 class _Search:
     groups: list[list[_Filter]]
-    text: Callable[[_Version], bool] | None
+    text: Callable[[Version], bool] | None
     sort_prop: str
     descending: bool
     properties: list[str]
@@ -67,55 +84,83 @@ def _integer_range(op: str, low: float, high: float) -> tuple[int, int]:
         case "EQ":
             return math.ceil(low), math.floor(low)
         case "GT":
-            return math.floor(low) + 1, _POS_INF
+            return math.floor(low) + 1, POS_INF
         case "GTE":
-            return math.ceil(low), _POS_INF
+            return math.ceil(low), POS_INF
         case "LT":
-            return _NEG_INF, math.ceil(low) - 1
+            return NEG_INF, math.ceil(low) - 1
         case "LTE":
-            return _NEG_INF, math.floor(low)
+            return NEG_INF, math.floor(low)
         case _:
             return math.ceil(low), math.floor(high)
+
+
+def tie_salts(seed: int) -> Iterator[int]:
+    """The salts of successive searches' orders of ties when the order changes per request
+    (reorder_ties_per_request): one sequence per portal, drawn from by every type's search."""
+    return (mix(seed ^ (count * GOLDEN & MASK64)) for count in itertools.count(1))
 
 
 # --------------------------------------------------------------------------- search
 
 
-class _Searchable:
-    """Search over one object type's records (a part of _Store, split out as its own concern)."""
+class Searchable:
+    """Search over one object type's records (a part of Store, split out as its own concern).
 
-    def _init_index(self) -> None:
+    The store hands it its records through index_seeded() and index_write(); search reads
+    the store's object_type, properties, clock, knobs and tie_salts and calls its raw(),
+    render(), requested() and tie()."""
+
+    # What the store provides (set in Store.__init__).
+    object_type: ObjectType
+    properties: dict[str, Property]
+    clock: Clock
+    knobs: Knobs
+    tie_salts: Iterator[int]
+
+    def __init__(self) -> None:
         # The versions search sees, writes waiting for the lag, and sorted indexes.
-        self._pending: deque[tuple[int, int, _Version | None]] = deque()
-        self._indexed: dict[int, _Version] = {}
+        self._pending: deque[tuple[int, int, Version | None]] = deque()
+        self._indexed: dict[int, Version] = {}
         self._mod_index: list[tuple[int, int, int]] = []  # (modification time, tie, id)
         self._mod_ids: list[int] = []  # the ids of _mod_index, so a range is one cheap slice
         self._id_index: list[int] = []
         self._search_cache: dict[str, list[int]] = {}
+
+    def index_seeded(self, versions: Iterable[Version]) -> None:
+        """Live records a seeding made: search sees them at once, as if long indexed."""
+        for version in versions:
+            self._indexed[version.id] = version
+        self._rebuild_index()
+
+    def index_write(self, written: int, cid: int, version: Version | None) -> None:
+        """A write of record `cid` at sandbox ms `written`, which search sees once its lag has
+        passed: the record's new version, or None when it leaves search."""
+        self._pending.append((written, cid, version))
 
     def search(self, payload: Any) -> tuple[int, list[dict], int]:
         """(total, rendered page, end offset) of one search request; call under the lock."""
         search = self._parse_search(payload)
         self._sync_index()
         ids = self._matching_ids(search)
-        if self._portal.reorder_ties_per_request:
+        if self.knobs.reorder_ties_per_request:
             ids = self._reorder_ties(ids, search)
         end = search.offset + search.limit
-        results = [self._render(self._indexed[cid], search.properties) for cid in ids[search.offset:end]]
+        results = [self.render(self._indexed[cid], search.properties) for cid in ids[search.offset:end]]
         return len(ids), results, end
 
     def _parse_search(self, payload: Any) -> _Search:
         payload = {} if payload is None else payload
         if not isinstance(payload, dict):
-            raise _bad_request("Invalid input JSON: the search request must be an object.")
+            raise bad_request("Invalid input JSON: the search request must be an object.")
         raw_groups = payload.get("filterGroups") or []
         if not isinstance(raw_groups, list) or not all(
             isinstance(group, dict) and isinstance(group.get("filters", []), list) for group in raw_groups
         ):
-            raise _bad_request("filterGroups must be a list of objects with a list of filters.")
+            raise bad_request("filterGroups must be a list of objects with a list of filters.")
         sizes = [len(group.get("filters", [])) for group in raw_groups]
         if len(raw_groups) > _MAX_GROUPS or any(size > _MAX_GROUP_FILTERS for size in sizes) or sum(sizes) > _MAX_FILTERS:
-            raise _bad_request(
+            raise bad_request(
                 f"Too many filters: at most {_MAX_GROUPS} filterGroups, {_MAX_GROUP_FILTERS} filters per group "
                 f"and {_MAX_FILTERS} filters in total are allowed (got {len(raw_groups)} groups, {sum(sizes)} filters)."
             )
@@ -124,24 +169,24 @@ class _Searchable:
         text = self._text_query(payload.get("query"))
         properties = payload.get("properties")
         if properties is not None and not (isinstance(properties, list) and all(isinstance(p, str) for p in properties)):
-            raise _bad_request("properties must be a list of property names.")
-        limit = _int_param(payload.get("limit"), "limit", _DEFAULT_LIMIT, 1, _SEARCH_MAX_LIMIT)
-        offset = _int_param(payload.get("after"), "after", 0, 0, None)
+            raise bad_request("properties must be a list of property names.")
+        limit = int_param(payload.get("limit"), "limit", DEFAULT_LIMIT, 1, _SEARCH_MAX_LIMIT)
+        offset = int_param(payload.get("after"), "after", 0, 0, None)
         if offset + limit > _SEARCH_CAP:
-            raise _bad_request(
+            raise bad_request(
                 f"Search results are limited to {_SEARCH_CAP} per query: after ({offset}) + limit ({limit}) "
                 f"must not exceed {_SEARCH_CAP}. Narrow the filters to page further."
             )
         cache_key = json.dumps([raw_groups, sort_prop, descending, payload.get("query")], sort_keys=True, default=str)
-        return _Search(groups, text, sort_prop, descending, self._requested(properties), limit, offset, cache_key)
+        return _Search(groups, text, sort_prop, descending, self.requested(properties), limit, offset, cache_key)
 
     def _parse_sorts(self, raw: Any) -> tuple[str, bool]:
         if raw is None or raw == []:
             return "hs_object_id", False
         if not isinstance(raw, list):
-            raise _bad_request("sorts must be a list.")
+            raise bad_request("sorts must be a list.")
         if len(raw) > 1:
-            raise _bad_request(f"Only one sort is allowed, got {len(raw)}.")
+            raise bad_request(f"Only one sort is allowed, got {len(raw)}.")
         (rule,) = raw
         if isinstance(rule, str):
             descending = rule.startswith("-")
@@ -150,34 +195,34 @@ class _Searchable:
             name = rule.get("propertyName")
             direction = rule.get("direction", "ASCENDING")
             if direction not in ("ASCENDING", "DESCENDING"):
-                raise _bad_request(f"Invalid sort direction {direction!r}: must be ASCENDING or DESCENDING.")
+                raise bad_request(f"Invalid sort direction {direction!r}: must be ASCENDING or DESCENDING.")
             descending = direction == "DESCENDING"
         else:
-            raise _bad_request(f"Invalid sort {rule!r}.")
-        if not isinstance(name, str) or name not in self._properties:
-            raise _bad_request(f"Cannot sort on unknown property {name!r}.")
+            raise bad_request(f"Invalid sort {rule!r}.")
+        if not isinstance(name, str) or name not in self.properties:
+            raise bad_request(f"Cannot sort on unknown property {name!r}.")
         return name, descending
 
-    def _typed_getter(self, prop: _Property) -> Callable[[_Version], Any]:
+    def _typed_getter(self, prop: Property) -> Callable[[Version], Any]:
         """A record's value of `prop` as filters and sorts compare it; None when it has none."""
-        special = {"hs_object_id": lambda v: v.id, self._type.modified: lambda v: v.modified,
-                   **dict.fromkeys(self._type.created, lambda v: v.created)}
+        special = {"hs_object_id": lambda v: v.id, self.object_type.modified: lambda v: v.modified,
+                   **dict.fromkeys(self.object_type.created, lambda v: v.created)}
         if prop.name in special:
             return special[prop.name]
-        parse = {"number": float, "datetime": _parse_iso_ms}.get(prop.type, str.lower)
+        parse = {"number": float, "datetime": parse_iso_ms}.get(prop.type, str.lower)
         name = prop.name
 
-        def get(version: _Version) -> Any:
-            raw = self._raw(version, name)
+        def get(version: Version) -> Any:
+            raw = self.raw(version, name)
             return None if raw is None else parse(raw)
 
         return get
 
-    def _filter_value(self, prop: _Property, value: Any) -> Any:
+    def _filter_value(self, prop: Property, value: Any) -> Any:
         if prop.type == "datetime":
-            ms = _as_int(value)
+            ms = as_int(value)
             if ms is None:
-                raise _bad_request(
+                raise bad_request(
                     f"Invalid value {value!r} for datetime property {prop.name}: "
                     "dates must be given as epoch milliseconds."
                 )
@@ -188,37 +233,37 @@ class _Searchable:
             except (TypeError, ValueError):
                 number = math.nan
             if not math.isfinite(number):
-                raise _bad_request(f"Invalid value {value!r} for number property {prop.name}.")
+                raise bad_request(f"Invalid value {value!r} for number property {prop.name}.")
             return number
         if isinstance(value, (dict, list)) or value is None:
-            raise _bad_request(f"Invalid value {value!r} for property {prop.name}.")
+            raise bad_request(f"Invalid value {value!r} for property {prop.name}.")
         return (json.dumps(value) if isinstance(value, bool) else str(value)).lower()
 
     def _compile_filter(self, raw: Any) -> _Filter:
         if not isinstance(raw, dict):
-            raise _bad_request(f"Invalid filter {raw!r}.")
+            raise bad_request(f"Invalid filter {raw!r}.")
         name, op = raw.get("propertyName"), raw.get("operator")
-        prop = self._properties.get(name) if isinstance(name, str) else None
+        prop = self.properties.get(name) if isinstance(name, str) else None
         if prop is None:
-            raise _bad_request(f"Unknown property {name!r} in filter.")
+            raise bad_request(f"Unknown property {name!r} in filter.")
         if not isinstance(op, str) or op not in _OPERATORS:
-            raise _bad_request(f"Unknown operator {op!r}; expected one of {sorted(_OPERATORS)}.")
+            raise bad_request(f"Unknown operator {op!r}; expected one of {sorted(_OPERATORS)}.")
 
         def required(key: str) -> Any:
             if raw.get(key) is None:
-                raise _bad_request(f"Operator {op} on {prop.name} needs '{key}'.")
+                raise bad_request(f"Operator {op} on {prop.name} needs '{key}'.")
             return raw[key]
 
         get = self._typed_getter(prop)
         low = high = None
-        test: Callable[[_Version], bool]
+        test: Callable[[Version], bool]
         if op in ("HAS_PROPERTY", "NOT_HAS_PROPERTY"):
             present = op == "HAS_PROPERTY"
             test = lambda v: (get(v) is not None) == present  # noqa: E731
         elif op in ("IN", "NOT_IN"):
             values = required("values")
             if not isinstance(values, list) or not values:
-                raise _bad_request(f"Operator {op} on {prop.name} needs a non-empty list of 'values'.")
+                raise bad_request(f"Operator {op} on {prop.name} needs a non-empty list of 'values'.")
             allowed = {self._filter_value(prop, value) for value in values}
             inside = op == "IN"
             test = lambda v: (get(v) in allowed) == inside  # noqa: E731
@@ -226,7 +271,7 @@ class _Searchable:
             matches = _token_matcher(str(required("value")).lower())
             wanted = op == "CONTAINS_TOKEN"
             # Negations also match records without a value.
-            test = lambda v: ((raw_value := self._raw(v, name)) is not None and matches(raw_value.lower())) == wanted  # noqa: E731
+            test = lambda v: ((raw_value := self.raw(v, name)) is not None and matches(raw_value.lower())) == wanted  # noqa: E731
         elif op == "NEQ":
             unwanted = self._filter_value(prop, required("value"))
             test = lambda v: get(v) != unwanted  # noqa: E731
@@ -238,21 +283,21 @@ class _Searchable:
             compare, low = _ORDERINGS[op], self._filter_value(prop, required("value"))
             test = lambda v: (x := get(v)) is not None and compare(x, low)  # noqa: E731
         bound = None
-        if prop.name in self._type.indexed and low is not None:
+        if prop.name in self.object_type.indexed and low is not None:
             bound = _integer_range(op, low, high if high is not None else low)
         return _Filter(prop.name, test, bound)
 
-    def _text_query(self, query: Any) -> Callable[[_Version], bool] | None:
+    def _text_query(self, query: Any) -> Callable[[Version], bool] | None:
         """HubSpot's free-text `query`: a token prefix of a default searchable property."""
         if query is None or query == "":
             return None
         if not isinstance(query, str):
-            raise _bad_request("query must be a string.")
+            raise bad_request("query must be a string.")
         needle = query.strip().lower()
 
-        def test(version: _Version) -> bool:
-            for name in self._type.query_properties:
-                value = self._raw(version, name)
+        def test(version: Version) -> bool:
+            for name in self.object_type.query_properties:
+                value = self.raw(version, name)
                 if value is not None and any(token.startswith(needle) for token in _tokens(value.lower())):
                     return True
             return False
@@ -266,7 +311,7 @@ class _Searchable:
         self._mod_ids = [entry[2] for entry in self._mod_index]
         self._id_index = sorted(self._indexed)
 
-    def _reindex(self, old: _Version | None, new: _Version | None) -> None:
+    def _reindex(self, old: Version | None, new: Version | None) -> None:
         if old is not None:
             position = bisect_left(self._mod_index, (old.modified, old.tie, old.id))
             del self._mod_index[position], self._mod_ids[position]
@@ -282,10 +327,10 @@ class _Searchable:
 
     def _sync_index(self) -> None:
         """Let search see the writes whose lag has passed."""
-        if self._portal.search_lag_jitter_ms or self._portal.search_drop_lag_ms:
+        if self.knobs.search_lag_jitter_ms or self.knobs.search_drop_lag_ms:
             self._sync_index_unevenly()
             return
-        horizon = self._now_locked() - self._portal.search_lag_ms
+        horizon = self.clock.now_locked() - self.knobs.search_lag_ms
         pending = self._pending
         if not pending or pending[0][0] > horizon:
             return
@@ -294,7 +339,7 @@ class _Searchable:
             changes.append(pending.popleft())
         self._apply_to_index(changes)
 
-    def _apply_to_index(self, changes: list[tuple[int, int, _Version | None]]) -> None:
+    def _apply_to_index(self, changes: list[tuple[int, int, Version | None]]) -> None:
         bulk = len(changes) > _REBUILD_THRESHOLD
         for _, cid, new in changes:
             old = self._indexed.pop(cid, None)
@@ -308,20 +353,20 @@ class _Searchable:
 
     # ----------------------------------------------------------------- worst habits
 
-    def _search_delay(self, written: int, cid: int, new: _Version | None) -> int:
+    def _search_delay(self, written: int, cid: int, new: Version | None) -> int:
         """How long after it was written search shows one write (see search_lag_jitter_ms)."""
-        delay = self._portal.search_lag_ms
-        if self._portal.search_lag_jitter_ms:
-            delay += _mix(self._tie(cid) ^ written) % (self._portal.search_lag_jitter_ms + 1)
+        delay = self.knobs.search_lag_ms
+        if self.knobs.search_lag_jitter_ms:
+            delay += mix(self.tie(cid) ^ written) % (self.knobs.search_lag_jitter_ms + 1)
         if new is None:
-            delay += self._portal.search_drop_lag_ms
+            delay += self.knobs.search_drop_lag_ms
         return delay
 
     def search_visible_at(self, id: str) -> int | None:
         """When search will show the latest write of record `id` (sandbox ms), or None if
         search shows it already."""
-        cid = _as_int(id)
-        with self._lock:
+        cid = as_int(id)
+        with self.clock.lock:
             self._sync_index()
             due = [written + self._search_delay(written, pending_id, new)
                    for written, pending_id, new in self._pending if pending_id == cid]
@@ -330,7 +375,7 @@ class _Searchable:
     def _sync_index_unevenly(self) -> None:
         """Like _sync_index when each write has its own lag: a write that shows replaces
         the earlier writes of its record still waiting, so search never goes back."""
-        now = self._now_locked()
+        now = self.clock.now_locked()
         entries = list(self._pending)
         last_due: dict[int, int] = {}
         for position, (written, cid, new) in enumerate(entries):
@@ -346,10 +391,10 @@ class _Searchable:
     def _reorder_ties(self, ids: list[int], search: _Search) -> list[int]:
         """`ids` with every run of equal sort values that touches the requested page in a
         new order, different for every request (see reorder_ties_per_request)."""
-        self._portal._searches_answered += 1
+        salt = next(self.tie_salts)
         if search.sort_prop == "hs_object_id" or not ids:
             return ids
-        get, indexed = self._typed_getter(self._properties[search.sort_prop]), self._indexed
+        get, indexed = self._typed_getter(self.properties[search.sort_prop]), self._indexed
         value = lambda position: get(indexed[ids[position]])  # noqa: E731
         low = min(search.offset, len(ids) - 1)
         high = min(search.offset + search.limit, len(ids)) - 1
@@ -357,7 +402,6 @@ class _Searchable:
             low -= 1
         while high + 1 < len(ids) and value(high + 1) == value(high):
             high += 1
-        salt = _mix(self._seed ^ (self._portal._searches_answered * _GOLDEN & _MASK64))
         segment = ids[low:high + 1]
         runs: list[list[int]] = []
         for cid in segment:
@@ -365,7 +409,7 @@ class _Searchable:
                 runs[-1].append(cid)
             else:
                 runs.append([cid])
-        reordered = [cid for run in runs for cid in sorted(run, key=lambda c: _mix(indexed[c].tie ^ salt))]
+        reordered = [cid for run in runs for cid in sorted(run, key=lambda c: mix(indexed[c].tie ^ salt))]
         return [*ids[:low], *reordered, *ids[high + 1:]]
 
     def _range(self, prop: str, low: int, high: int) -> list[int]:
@@ -374,13 +418,13 @@ class _Searchable:
         entries = self._mod_index
         return self._mod_ids[bisect_left(entries, (low,)):bisect_left(entries, (high + 1,))]
 
-    def _scan(self, group: list[_Filter], text: Callable[[_Version], bool] | None) -> tuple[str, list[int]]:
+    def _scan(self, group: list[_Filter], text: Callable[[Version], bool] | None) -> tuple[str, list[int]]:
         """Ids matching one filter group, and the property they are ordered by.
 
         Starts from the narrowest range an index can answer, then checks the rest per record.
         """
         ranges: dict[str, tuple[int, int]] = {}
-        for prop in self._type.indexed:
+        for prop in self.object_type.indexed:
             bounds = [f.bound for f in group if f.prop == prop and f.bound is not None]
             if bounds:
                 ranges[prop] = (max(b[0] for b in bounds), min(b[1] for b in bounds))
@@ -427,7 +471,7 @@ class _Searchable:
     def _sort_key(self, name: str) -> Callable[[int], Any] | None:
         if name == "hs_object_id":
             return None  # ids are unique: no ties, and sorting plain ints is fastest
-        get, indexed = self._typed_getter(self._properties[name]), self._indexed
+        get, indexed = self._typed_getter(self.properties[name]), self._indexed
 
         def key(cid: int) -> tuple:
             version = indexed[cid]

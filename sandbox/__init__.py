@@ -15,13 +15,19 @@ against real HubSpot:
 * association changes move no record's modification time;
 * rate limits, hangs, error statuses and connections cut mid-body can be switched on.
 
-Modules: objects (types, properties, generated values), store (one type's records),
-search, associations, faults (faults and rate limits), portal (the Sandbox and its API),
-admin (/_sandbox/), server (HTTP), cli.
+Modules, each importing only modules named before it (TYPE_CHECKING imports included):
+common (constants, value helpers, replies, HubSpot's errors, the Knobs protocol), clock
+(the portal's clock and its one lock), objects (types, properties, generated values),
+faults (faults and rate limits), search (one type's search and its lagging index), store
+(one type's records; its search mixed in), associations, portal (the Sandbox and its
+API), admin (/_sandbox/), server (HTTP), cli.  A store sees of its portal only what it
+is given: the Clock, the Sandbox typed as Knobs (the switches it reads) and the portal's
+tie_salts, so neither store nor search imports portal; the associations look a store up
+through a callable the portal passes in.
 
 Everything is deterministic from a seed, so a failing test reproduces.  `Sandbox` holds
 the state (and the truth tests compare against); `SandboxServer` serves it over HTTP
-on 127.0.0.1; `python -m app.sandbox` runs one on its own.  Standard library only.
+on 127.0.0.1; `python -m sandbox` runs one on its own.  Standard library only.
 """
 
 from .cli import main

@@ -1,4 +1,4 @@
-"""`python -m app.sandbox`: serve a fake HubSpot portal on its own."""
+"""`python -m sandbox`: serve a fake HubSpot portal on its own."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .server import SandboxServer
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m app.sandbox", description="Serve a fake HubSpot portal.",
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description="Serve a fake HubSpot portal.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1")
     parser.add_argument("--contacts", type=int, default=3000, help="contacts in all, 2%% of them deleted")

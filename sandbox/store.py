@@ -4,55 +4,53 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import threading
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .common import _DAY_MS, _GOLDEN, _MASK64, _as_int, _iso, _mix, _parse_iso_ms
-from .objects import _custom_value, _generic_value, _ObjectType, _Property, _Version
-from .search import _Searchable
-
-if TYPE_CHECKING:
-    from .portal import Sandbox
+from .clock import Clock
+from .common import DAY_MS, GOLDEN, MASK64, Knobs, as_int, iso, mix, parse_iso_ms
+from .objects import ObjectType, Property, Version, custom_value, generic_value
+from .search import Searchable
 
 
-class _Store(_Searchable):
-    """The records of one object type.  Every method expects the portal's lock to be held
-    or takes it; the portal's clock and knobs apply."""
+class Store(Searchable):
+    """The records of one object type.  Every method expects the portal's lock (the clock's)
+    to be held or takes it; the portal's clock and knobs apply, and `tie_salts` is the
+    portal's sequence of tie orders (see search.tie_salts)."""
 
-    def __init__(self, portal: Sandbox, object_type: _ObjectType, seed: int, rng: random.Random) -> None:
-        self._portal = portal
-        self._type = object_type
-        self._lock: threading.RLock = portal._lock
+    def __init__(self, object_type: ObjectType, seed: int, rng: random.Random, clock: Clock, knobs: Knobs,
+                 tie_salts: Iterator[int]) -> None:
+        self.clock = clock
+        self.knobs = knobs
+        self.tie_salts = tie_salts
+        self.object_type = object_type
         self._seed = seed
         self._rng = rng
-        self._properties: dict[str, _Property] = {p.name: p for p in object_type.properties}
+        self.properties: dict[str, Property] = {p.name: p for p in object_type.properties}
         self._catalogue: list[dict] = []
         self._next_id = object_type.first_id
-        self._records: dict[int, _Version] = {}  # current version of every record, archived ones included
+        self._records: dict[int, Version] = {}  # current version of every record, archived ones included
         self._merged_into: dict[int, int] = {}  # merged-away id -> the survivor it went into
         self._live_ids: list[int] = []  # sorted
         self._archived_ids: list[int] = []  # sorted
         self.unseeded: tuple[int, float] | None = None  # (count, archived fraction) still to seed
         self.seeded_ids: list[int] = []  # the records seeding made, in id order
-        self._init_index()
-
-    def _now_locked(self) -> int:
-        return self._portal._now_locked()
+        super().__init__()
 
     @property
     def catalogue(self) -> list[dict]:
         """GET /crm/v3/properties/{type}'s results, described once."""
         if not self._catalogue:
-            self._catalogue = [p.describe(order, self._type) for order, p in enumerate(self._properties.values())]
+            self._catalogue = [p.describe(order, self.object_type) for order, p in enumerate(self.properties.values())]
         return self._catalogue
 
     # ----------------------------------------------------------------- seeding
 
-    def _tie(self, cid: int) -> int:
-        return _mix(((self._seed * _GOLDEN) ^ cid) & _MASK64)
+    def tie(self, cid: int) -> int:
+        """Record `cid`'s tie: the hash of (seed, id) its versions carry (see Version.tie)."""
+        return mix(((self._seed * GOLDEN) ^ cid) & MASK64)
 
     def _allocate_id(self) -> int:
         cid = self._next_id
@@ -61,8 +59,8 @@ class _Store(_Searchable):
 
     def _seed_modified_times(self, count: int) -> list[int]:
         rng = self._rng
-        low = self._portal._start_ms - 90 * _DAY_MS
-        span = 90 * _DAY_MS - 60_000  # ends a minute before start, leaving room for archivedAt
+        low = self.clock.start_ms - 90 * DAY_MS
+        span = 90 * DAY_MS - 60_000  # ends a minute before start, leaving room for archivedAt
 
         def stamp() -> int:
             ms = low + int(rng.random() * span)
@@ -82,50 +80,51 @@ class _Store(_Searchable):
     def seed(self, count: int, archived_fraction: float) -> None:
         rng = self._rng
         modified = self._seed_modified_times(count)
-        first_created = self._portal._start_ms - 730 * _DAY_MS
+        first_created = self.clock.start_ms - 730 * DAY_MS
         # Created in id order, all before the 90-day modification window.
-        created = sorted(first_created + int(rng.random() * 600 * _DAY_MS) for _ in range(count))
+        created = sorted(first_created + int(rng.random() * 600 * DAY_MS) for _ in range(count))
         archived = set(rng.sample(range(count), round(count * archived_fraction)))
+        live: list[Version] = []
         for i in range(count):
             cid = self._allocate_id()
             archived_at = None
             if i in archived:
-                archived_at = rng.randint(modified[i] + 1, self._portal._start_ms - 1)
-            version = _Version(cid, self._tie(cid), created[i], modified[i], archived_at)
+                archived_at = rng.randint(modified[i] + 1, self.clock.start_ms - 1)
+            version = Version(cid, self.tie(cid), created[i], modified[i], archived_at)
             self._records[cid] = version
             self.seeded_ids.append(cid)
             if archived_at is None:
                 self._live_ids.append(cid)
-                self._indexed[cid] = version
+                live.append(version)
             else:
                 self._archived_ids.append(cid)
-        self._rebuild_index()
+        self.index_seeded(live)
 
     # ----------------------------------------------------------------- writes
 
     def _coerce(self, properties: Mapping[str, Any] | None) -> Mapping[str, str | None]:
         values: dict[str, str | None] = {}
         for name, value in (properties or {}).items():
-            prop = self._properties.get(name)
+            prop = self.properties.get(name)
             if prop is None:
                 raise ValueError(f"Property {name!r} does not exist")
-            if name in self._type.read_only:
+            if name in self.object_type.read_only:
                 raise ValueError(f"Property {name!r} is read-only")
             values[name] = None if value is None or value == "" else self._stored_value(prop, value)
         return MappingProxyType(values)
 
     @staticmethod
-    def _stored_value(prop: _Property, value: Any) -> str:
+    def _stored_value(prop: Property, value: Any) -> str:
         if prop.type == "number":
             float(value)  # raises ValueError like HubSpot's 400 for a non-number
         elif prop.type == "datetime":
-            ms = _as_int(value)
-            return _iso(ms if ms is not None else _parse_iso_ms(str(value)))
+            ms = as_int(value)
+            return iso(ms if ms is not None else parse_iso_ms(str(value)))
         elif prop.options and str(value) not in prop.options:
             raise ValueError(f"{value!r} is not a valid option for {prop.name}")
         return str(value)
 
-    def _write(self, new: _Version, now: int) -> None:
+    def _write(self, new: Version, now: int) -> None:
         old = self._records.get(new.id)
         self._records[new.id] = new
         was_live = old is not None and old.archived_at is None
@@ -135,13 +134,13 @@ class _Store(_Searchable):
             del source[bisect_left(source, new.id)]
         if old is None or was_live != is_live:
             insort(self._live_ids if is_live else self._archived_ids, new.id)
-        self._pending.append((now, new.id, new if is_live else None))
+        self.index_write(now, new.id, new if is_live else None)
 
-    def _lookup(self, raw: str) -> _Version | None:
-        cid = _as_int(raw)
+    def _lookup(self, raw: str) -> Version | None:
+        cid = as_int(raw)
         return self._records.get(cid) if cid is not None else None
 
-    def _existing(self, ids: Iterable[str], live: bool) -> list[_Version]:
+    def existing(self, ids: Iterable[str], live: bool) -> list[Version]:
         """Current versions of `ids`, all checked before anything is written."""
         if isinstance(ids, str):
             raise TypeError("ids must be an iterable of id strings, not one string")
@@ -149,7 +148,7 @@ class _Store(_Searchable):
         for raw in ids:
             version = self._lookup(raw)
             if version is None or (version.archived_at is None) != live:
-                raise KeyError(f"no {'live' if live else 'archived'} {self._type.singular} with id {raw!r}")
+                raise KeyError(f"no {'live' if live else 'archived'} {self.object_type.singular} with id {raw!r}")
             versions.append(version)
         return versions
 
@@ -158,12 +157,12 @@ class _Store(_Searchable):
         if count < 0:
             raise ValueError("count must be >= 0")
         overrides = self._coerce(properties)
-        with self._lock:
-            now = self._now_locked()
+        with self.clock.lock:
+            now = self.clock.now_locked()
             ids = []
             for _ in range(count):
                 cid = self._allocate_id()
-                self._write(_Version(cid, self._tie(cid), now, now, None, overrides), now)
+                self._write(Version(cid, self.tie(cid), now, now, None, overrides), now)
                 ids.append(str(cid))
             return ids
 
@@ -171,26 +170,26 @@ class _Store(_Searchable):
         """Set properties (None or "" clears one) and the modification time=now; KeyError for
         unknown or archived ids."""
         changes = self._coerce(properties)
-        with self._lock:
-            now = self._now_locked()
-            for version in self._existing(ids, live=True):
+        with self.clock.lock:
+            now = self.clock.now_locked()
+            for version in self.existing(ids, live=True):
                 merged = MappingProxyType({**version.overrides, **changes})
                 self._write(dataclasses.replace(version, modified=now, overrides=merged), now)
 
     def archive(self, ids: Iterable[str]) -> None:
         """Archive (HubSpot's delete) live records at now; search drops them once the lag passes."""
-        with self._lock:
-            now = self._now_locked()
-            for version in self._existing(ids, live=True):
+        with self.clock.lock:
+            now = self.clock.now_locked()
+            for version in self.existing(ids, live=True):
                 self._write(dataclasses.replace(version, archived_at=now), now)
 
     def modify_and_archive(self, ids: Iterable[str], properties: dict | None = None) -> None:
         """Modify live records and archive them on the same millisecond: their
         modification time and archivedAt are equal (HubSpot's bulk clean-ups do this)."""
         changes = self._coerce(properties)
-        with self._lock:
-            now = self._now_locked()
-            for version in self._existing(ids, live=True):
+        with self.clock.lock:
+            now = self.clock.now_locked()
+            for version in self.existing(ids, live=True):
                 merged = MappingProxyType({**version.overrides, **changes})
                 modified = dataclasses.replace(version, modified=now, overrides=merged)
                 self._write(modified, now)
@@ -198,9 +197,9 @@ class _Store(_Searchable):
 
     def restore(self, ids: Iterable[str]) -> None:
         """Un-archive records, setting the modification time=now."""
-        with self._lock:
-            now = self._now_locked()
-            for version in self._existing(ids, live=False):
+        with self.clock.lock:
+            now = self.clock.now_locked()
+            for version in self.existing(ids, live=False):
                 self._write(dataclasses.replace(version, archived_at=None, modified=now), now)
 
     def merge(self, primary: str, secondary: str) -> None:
@@ -208,41 +207,41 @@ class _Store(_Searchable):
         secondary vanishes (not archived: it leaves search, the list API and the archived
         list), the primary's hs_merged_object_ids gains it (and what had been merged into
         it) and its modification time moves to now."""
-        if not self._type.mergeable:
-            raise ValueError(f"HubSpot merges contacts and companies, not {self._type.name}")
-        with self._lock:
-            now = self._now_locked()
-            survivor, gone = self._existing([primary, secondary], live=True)
+        if not self.object_type.mergeable:
+            raise ValueError(f"HubSpot merges contacts and companies, not {self.object_type.name}")
+        with self.clock.lock:
+            now = self.clock.now_locked()
+            survivor, gone = self.existing([primary, secondary], live=True)
             if survivor.id == gone.id:
-                raise ValueError(f"a {self._type.singular} cannot be merged into itself")
+                raise ValueError(f"a {self.object_type.singular} cannot be merged into itself")
             ids = [*self._merged_list(survivor), str(gone.id), *self._merged_list(gone)]
             del self._live_ids[bisect_left(self._live_ids, gone.id)]
             del self._records[gone.id]
             self._merged_into[gone.id] = survivor.id
-            self._pending.append((now, gone.id, None))
+            self.index_write(now, gone.id, None)
             overrides = MappingProxyType({**survivor.overrides,
                                           "hs_merged_object_ids": ";".join(dict.fromkeys(ids))})
             self._write(dataclasses.replace(survivor, modified=now, overrides=overrides), now)
 
-    def _merged_list(self, version: _Version) -> list[str]:
-        return [part for part in (self._raw(version, "hs_merged_object_ids") or "").split(";") if part]
+    def _merged_list(self, version: Version) -> list[str]:
+        return [part for part in (self.raw(version, "hs_merged_object_ids") or "").split(";") if part]
 
     # ----------------------------------------------------------------- truth
 
     def merged(self) -> dict[str, list[str]]:
         """Live record id -> the ids merged into it (hs_merged_object_ids), for those that have any."""
-        with self._lock:
+        with self.clock.lock:
             found = {str(cid): self._merged_list(self._records[cid]) for cid in self._live_ids}
         return {cid: ids for cid, ids in found.items() if ids}
 
     def live(self) -> dict[str, int]:
         """id -> modification time ms of every live record, as of now (no lag)."""
-        with self._lock:
+        with self.clock.lock:
             return {str(cid): self._records[cid].modified for cid in self._live_ids}
 
     def archived(self) -> dict[str, int]:
         """id -> archivedAt ms of every archived record."""
-        with self._lock:
+        with self.clock.lock:
             return {str(cid): self._records[cid].archived_at for cid in self._archived_ids}
 
     def counts(self) -> tuple[int, int]:
@@ -257,10 +256,10 @@ class _Store(_Searchable):
         version = self._records.get(cid)
         return version is not None and version.archived_at is None
 
-    def current(self, id: str) -> _Version | None:
+    def current(self, id: str) -> Version | None:
         """The current version of record `id` (for a merged-away id, its survivor's), or None."""
         version = self._lookup(id)
-        cid = _as_int(id)
+        cid = as_int(id)
         if version is None and cid in self._merged_into:
             while cid in self._merged_into:
                 cid = self._merged_into[cid]
@@ -270,64 +269,68 @@ class _Store(_Searchable):
     def record(self, id: str) -> dict:
         """The current HubSpot-shaped object with every property, archived or not (for a
         merged-away id, its survivor, as HubSpot answers); KeyError if unknown."""
-        with self._lock:
+        with self.clock.lock:
             version = self.current(id)
             if version is None:
-                raise KeyError(f"no {self._type.singular} with id {id!r}")
-            return self._render(version, list(self._properties))
+                raise KeyError(f"no {self.object_type.singular} with id {id!r}")
+            return self.render(version, list(self.properties))
 
     # ----------------------------------------------------------------- rendering
 
-    def _raw(self, version: _Version, name: str) -> str | None:
+    def raw(self, version: Version, name: str) -> str | None:
+        """Property `name` of a version as HubSpot renders it; None when the record has no value."""
         if name == "hs_object_id":
             return str(version.id)
-        if name in self._type.created:
-            return _iso(version.created)
-        if name == self._type.modified:
-            return _iso(version.modified)
+        if name in self.object_type.created:
+            return iso(version.created)
+        if name == self.object_type.modified:
+            return iso(version.modified)
         if name in version.overrides:
             return version.overrides[name]
-        generator = self._type.generators.get(name)
+        generator = self.object_type.generators.get(name)
         if generator is not None:
             return generator(version.id, version.tie)
-        prop = self._properties[name]
+        prop = self.properties[name]
         if prop.hubspot_defined:
-            return _generic_value(prop, version.id, version.tie)
-        return _custom_value(prop, version.tie)
+            return generic_value(prop, version.id, version.tie)
+        return custom_value(prop, version.tie)
 
-    def _render(self, version: _Version, names: Iterable[str]) -> dict:
+    def render(self, version: Version, names: Iterable[str]) -> dict:
+        """A version as HubSpot's JSON object, with the properties `names`."""
         obj = {
             "id": str(version.id),
             # Known properties the record has no value for come back as null, as in HubSpot.
-            "properties": {name: self._raw(version, name) for name in names},
-            "createdAt": _iso(version.created),
-            "updatedAt": _iso(version.modified),
+            "properties": {name: self.raw(version, name) for name in names},
+            "createdAt": iso(version.created),
+            "updatedAt": iso(version.modified),
             "archived": version.archived_at is not None,
         }
         if version.archived_at is not None:
-            obj["archivedAt"] = _iso(version.modified if self._portal.archived_at_is_modified else version.archived_at)
+            obj["archivedAt"] = iso(version.modified if self.knobs.archived_at_is_modified else version.archived_at)
         return obj
 
-    def _requested(self, values: list[str] | None) -> list[str]:
+    def requested(self, values: list[str] | None) -> list[str]:
+        """The properties a request's `properties` values name (those the type has) and the ones
+        every answer carries; the type's defaults when it names none."""
         if values is None:
-            return list(self._type.default_properties)
+            return list(self.object_type.default_properties)
         names = dict.fromkeys(name.strip() for value in values for name in value.split(","))
-        names.update(dict.fromkeys(self._type.always))
-        return [name for name in names if name in self._properties]
+        names.update(dict.fromkeys(self.object_type.always))
+        return [name for name in names if name in self.properties]
 
     # ----------------------------------------------------------------- list API
 
     def list_page(self, archived: bool, after: int, limit: int, names: list[str]) -> tuple[list[dict], int | None]:
         """One page of the list API after id `after`, and the id to continue after if there is more."""
         ids = self._archived_ids if archived else self._live_ids
-        if archived and self._portal.archived_list_lag_ms:
+        if archived and self.knobs.archived_list_lag_ms:
             ids = self._listed_archived_ids()
         start = bisect_right(ids, after)
         page = ids[start:start + limit]
-        results = [self._render(self._records[cid], names) for cid in page]
+        results = [self.render(self._records[cid], names) for cid in page]
         return results, page[-1] if start + limit < len(ids) else None
 
     def _listed_archived_ids(self) -> list[int]:
         """The archived ids the archived listing shows yet (see archived_list_lag_ms)."""
-        shown_until = self._now_locked() - self._portal.archived_list_lag_ms
+        shown_until = self.clock.now_locked() - self.knobs.archived_list_lag_ms
         return [cid for cid in self._archived_ids if self._records[cid].archived_at <= shown_until]

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .objects import _hash
+from .objects import tie_hash
 
 if TYPE_CHECKING:
-    from .store import _Store
+    from .store import Store
 
 # How many associated records one v4 batch result carries before it pages with `after`.
 # HubSpot's published spec does not state it; 500 is the v4 API's page size elsewhere.
@@ -81,10 +81,10 @@ _PAIRS = (
 )
 
 
-class _Associations:
+class Associations:
     """Every association of the portal, seeded per pair of types on first use."""
 
-    def __init__(self, store: Callable[[str], _Store]) -> None:
+    def __init__(self, store: Callable[[str], Store]) -> None:
         self._store = store
         self._pairs = {(pair.first, pair.second): pair for pair in _PAIRS}
         # (first, second) -> first id -> second id -> labels, and the mirror (second, first).
@@ -111,7 +111,7 @@ class _Associations:
         if not targets:
             return
         for cid in firsts.seeded_ids:
-            h = _hash(firsts._tie(cid), pair.second)
+            h = tie_hash(firsts.tie(cid), pair.second)
             if pair.first == "contacts" and h % 10 == 0:
                 continue  # some contacts belong to no company
             for n in range(1 + (h >> 8) % pair.fan_out):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .common import _ApiError, _bad_request, _error, _Reply
+from .common import ApiError, Reply, api_error, bad_request
 from .faults import Fault
 
 if TYPE_CHECKING:
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def handle_admin(sandbox: Sandbox, method: str, path: str, payload: Any, valid_json: bool,
-                 query: dict[str, list[str]] | None = None) -> _Reply:
+                 query: dict[str, list[str]] | None = None) -> Reply:
     """The unauthenticated /_sandbox/ surface for tests and benchmarks in another process.
 
     Record changes and the truth concern contacts unless the body's "type" (the truth's
@@ -50,24 +50,24 @@ def handle_admin(sandbox: Sandbox, method: str, path: str, payload: Any, valid_j
         ("POST", "/_sandbox/config"): lambda: _admin_config(sandbox, body),
         ("POST", "/_sandbox/faults"): lambda: sandbox.inject(Fault(**body)),
         ("DELETE", "/_sandbox/faults"): sandbox.clear_faults,
-        ("GET", "/_sandbox/stats"): lambda: {"requests": dict(sandbox._counts)},
+        ("GET", "/_sandbox/stats"): lambda: {"requests": sandbox.request_counts()},
         ("POST", "/_sandbox/stats/reset"): sandbox.reset_counters,
     }
     actions[("POST", "/_sandbox/objects")] = actions[("POST", "/_sandbox/contacts")]
     action = actions.get((method, path))
     try:
         if action is None:
-            raise _error(404, f"No sandbox route for {method} {path}")
+            raise api_error(404, f"No sandbox route for {method} {path}")
         if not valid_json or (payload is not None and not isinstance(payload, dict)):
-            raise _bad_request("The body must be a JSON object.")
+            raise bad_request("The body must be a JSON object.")
         result = action()
-    except _ApiError as stop:
+    except ApiError as stop:
         return stop.reply
     except KeyError as missing:
-        return _error(404, f"Not found: {missing}").reply
+        return api_error(404, f"Not found: {missing}").reply
     except (TypeError, ValueError) as invalid:
-        return _bad_request(str(invalid)).reply
-    return _Reply(204, None) if result is None else _Reply(200, result)
+        return bad_request(str(invalid)).reply
+    return Reply(204, None) if result is None else Reply(200, result)
 
 
 def _admin_clock(sandbox: Sandbox, body: dict) -> dict:

@@ -7,7 +7,6 @@ import binascii
 import dataclasses
 import random
 import re
-import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
@@ -15,14 +14,26 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .associations import PAGE_SIZE as _ASSOCIATION_PAGE
-from .associations import _Associations
+from .associations import Associations
+from .clock import Clock
 from .common import (
-    _AUTH_MESSAGE, _DAY_MS, _DEFAULT_LIMIT, _LIST_MAX_LIMIT, _LOG_LIMIT, _MAX_TARGET, _NEG_INF, _ApiError, _as_int,
-    _bad_request, _error, _error_body, _int_param, _iso, _Reply, _Request,
+    DAY_MS,
+    DEFAULT_LIMIT,
+    NEG_INF,
+    ApiError,
+    Reply,
+    Request,
+    api_error,
+    as_int,
+    bad_request,
+    error_body,
+    int_param,
+    iso,
 )
-from .faults import Fault, _Gate
-from .objects import CONTACTS, CUSTOM_TYPES, OBJECT_TYPES, SHARE_OF_CONTACTS, _custom_property
-from .store import _Store
+from .faults import Fault, Gate
+from .objects import CONTACTS, CUSTOM_TYPES, OBJECT_TYPES, SHARE_OF_CONTACTS, custom_property
+from .search import tie_salts
+from .store import Store
 
 # (method, path pattern) -> endpoint; the groups are object types, then a record id.
 _ROUTES = (
@@ -35,10 +46,17 @@ _ROUTES = (
 )
 _TYPE_GROUPS = {"properties": 1, "list": 1, "search": 1, "read": 1, "schemas": 0, "associations": 2}
 PORTAL_ID = 24_601_042
+_LIST_MAX_LIMIT = 100
+_MAX_TARGET = 16_000
+_LOG_LIMIT = 100_000
 _MAX_BATCH_INPUTS = 1_000
 _SCHEMAS_SCOPE = "crm.schemas.custom.read"
 ALL_SCOPES = frozenset({_SCHEMAS_SCOPE, *(scope for object_type in OBJECT_TYPES for scope in object_type.scopes)})
 _SCOPES_LINK = "https://developers.hubspot.com/scopes"
+_AUTH_MESSAGE = (
+    "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
+    "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
+)
 
 
 class Sandbox:
@@ -120,20 +138,19 @@ class Sandbox:
         self.archived_at_is_modified: bool = False
         self.scopes: set[str] = set(ALL_SCOPES)
         self.request_log: list[dict] = []
-        self._searches_answered = 0  # salts the tie order when it changes per request
 
-        self._lock = threading.RLock()
-        self._seed = seed
-        self._frozen_at = now_ms
-        self._offset = 0
-        self._last_now = 0
-        self._start_ms = self._now_locked()
+        self._clock = Clock(now_ms)
+        self._lock = self._clock.lock
+        # One sequence for all types: the tie order changes with every search, of any type.
+        salts = tie_salts(seed)
 
         contacts_type = dataclasses.replace(
-            CONTACTS, properties=(*CONTACTS.properties, *map(_custom_property, range(1, custom_properties + 1))))
-        self._stores: dict[str, _Store] = {"contacts": _Store(self, contacts_type, seed, random.Random(seed))}
+            CONTACTS, properties=(*CONTACTS.properties, *map(custom_property, range(1, custom_properties + 1))))
+        # The stores see the clock and this portal's knobs (self), nothing else of it.
+        self._stores: dict[str, Store] = {
+            "contacts": Store(contacts_type, seed, random.Random(seed), self._clock, self, salts)}
         for object_type in OBJECT_TYPES[1:]:
-            store = _Store(self, object_type, seed, random.Random(f"{seed}/{object_type.name}"))
+            store = Store(object_type, seed, random.Random(f"{seed}/{object_type.name}"), self._clock, self, salts)
             # Seeded on first use: most tests never touch a type but contacts.
             store.unseeded = (counts[object_type.name], archived_fraction)
             self._stores[object_type.name] = store
@@ -145,8 +162,8 @@ class Sandbox:
         for object_type in CUSTOM_TYPES:
             self._aliases[f"p{PORTAL_ID}_{object_type.name}"] = object_type.name
 
-        self._associations = _Associations(self._store)
-        self._gate = _Gate(self._lock)
+        self._associations = Associations(self._store)
+        self._gate = Gate(self._lock)
         self._hook: Callable[[int], None] | None = None
         self._hook_count = 0
         self._counts: dict[str, int] = dict.fromkeys(_TYPE_GROUPS, 0)
@@ -155,16 +172,9 @@ class Sandbox:
 
     # ----------------------------------------------------------------- clock
 
-    def _now_locked(self) -> int:
-        base = self._frozen_at if self._frozen_at is not None else time.time_ns() // 1_000_000
-        # Never backwards, even if the wall clock steps back: search lag relies on it.
-        self._last_now = max(base + self._offset, self._last_now)
-        return self._last_now
-
     def now_ms(self) -> int:
         """The sandbox's current time in epoch ms (frozen, or the wall clock plus advances)."""
-        with self._lock:
-            return self._now_locked()
+        return self._clock.now_ms()
 
     def date_ms(self) -> int:
         """HubSpot's clock as its Date header tells it: now, skewed by date_skew_ms."""
@@ -172,18 +182,11 @@ class Sandbox:
 
     def advance(self, ms: int) -> None:
         """Move the clock forward by `ms`."""
-        if ms < 0:
-            raise ValueError("the sandbox clock only moves forward")
-        with self._lock:
-            self._offset += ms
+        self._clock.advance(ms)
 
     def set_now(self, ms: int) -> None:
         """Move the clock forward to `ms`; ValueError if that is in the past."""
-        with self._lock:
-            current = self._now_locked()
-            if ms < current:
-                raise ValueError(f"cannot set the sandbox clock back from {current} to {ms}")
-            self._offset += ms - current
+        self._clock.set_now(ms)
 
     # ----------------------------------------------------------------- records
 
@@ -198,7 +201,7 @@ class Sandbox:
             counts = [(name, *store.counts()) for name, store in self._stores.items()]
         return ", ".join(f"{live + archived} {name} ({archived} deleted)" for name, live, archived in counts)
 
-    def _store(self, object_type: str) -> _Store:
+    def _store(self, object_type: str) -> Store:
         """The store of a type by any of its names; KeyError for a type the portal lacks."""
         name = self._aliases.get(object_type)
         if name is None:
@@ -242,7 +245,7 @@ class Sandbox:
         store = self._store(object_type)
         with self._lock:
             store.merge(primary, secondary)
-            self._associations.merged(store._type.name, int(primary), int(secondary))
+            self._associations.merged(store.object_type.name, int(primary), int(secondary))
 
     def merged(self, object_type: str = "contacts") -> dict[str, list[str]]:
         """Live record id -> the ids merged into it (hs_merged_object_ids), for those that have any."""
@@ -269,8 +272,8 @@ class Sandbox:
         """(id, association types) of every live `to_type` record associated with record
         `from_id`, in id order: the truth the v4 batch read pages through."""
         with self._lock:
-            self._store(from_type)._existing([from_id], live=True)
-            names = self._store(from_type)._type.name, self._store(to_type)._type.name
+            self._store(from_type).existing([from_id], live=True)
+            names = self._store(from_type).object_type.name, self._store(to_type).object_type.name
             return [(str(to_id), types) for to_id, types in
                     self._associations.associated(names[0], int(from_id), names[1])]
 
@@ -286,10 +289,10 @@ class Sandbox:
     def _change_association(self, from_type: str, from_id: str, to_type: str, to_id: str, label: str | None,
                             add: bool) -> None:
         with self._lock:
-            (a,), (b,) = self._store(from_type)._existing([from_id], live=True), self._store(to_type)._existing(
+            (a,), (b,) = self._store(from_type).existing([from_id], live=True), self._store(to_type).existing(
                 [to_id], live=True)
-            self._associations.change(self._store(from_type)._type.name, a.id, self._store(to_type)._type.name,
-                                      b.id, label, add)
+            self._associations.change(self._store(from_type).object_type.name, a.id,
+                                      self._store(to_type).object_type.name, b.id, label, add)
 
     def search_visible_at(self, id: str, object_type: str = "contacts") -> int | None:
         """When search will show the latest write of record `id` (sandbox ms), or None if
@@ -314,13 +317,18 @@ class Sandbox:
         with self._lock:
             self._gate.faults.clear()
 
+    def request_counts(self) -> dict[str, int]:
+        """API requests per endpoint since the last reset_counters() (what /_sandbox/stats tells)."""
+        with self._lock:
+            return dict(self._counts)
+
     def reset_counters(self) -> None:
         """Clear request_log and the per-endpoint request counts."""
         with self._lock:
             self.request_log.clear()
             self._counts = dict.fromkeys(self._counts, 0)
 
-    def _record(self, request: _Request, endpoint: str | None, status: int) -> None:
+    def _record(self, request: Request, endpoint: str | None, status: int) -> None:
         entry = {"method": request.method, "path": request.path, "query": request.query,
                  "body": request.payload, "status": status}
         with self._lock:
@@ -341,34 +349,34 @@ class Sandbox:
     # ----------------------------------------------------------------- API entry point
 
     @staticmethod
-    def _route(request: _Request) -> tuple[str | None, tuple[str, ...]]:
+    def _route(request: Request) -> tuple[str | None, tuple[str, ...]]:
         for method, pattern, endpoint in _ROUTES:
             match = pattern.fullmatch(request.path)
             if match and method == request.method:
                 return endpoint, match.groups()
         return None, ()
 
-    def _resolve(self, name: str) -> _Store:
+    def _resolve(self, name: str) -> Store:
         """The store a type named in a URL stands for; HubSpot's 400 for a name it does not know."""
         try:
             return self._store(name)
         except KeyError:
-            raise _bad_request(f"Unable to infer object type from: {name}") from None
+            raise bad_request(f"Unable to infer object type from: {name}") from None
 
-    def _handle_api(self, request: _Request) -> tuple[_Reply, bool]:
+    def handle_api(self, request: Request) -> tuple[Reply, bool]:
         """The reply to one API request and whether to cut its body short."""
         endpoint, params = self._route(request)
         truncate = False
         try:
             if len(request.target) > _MAX_TARGET:
-                raise _error(414, f"URI Too Long: the request line is {len(request.target)} characters; "
+                raise api_error(414, f"URI Too Long: the request line is {len(request.target)} characters; "
                                   f"the limit is {_MAX_TARGET}.")
             if endpoint is None:
-                raise _error(404, f"No route for {request.method} {request.path}")
+                raise api_error(404, f"No route for {request.method} {request.path}")
             self._authenticate(request)
             split = _TYPE_GROUPS[endpoint]
             stores = [self._resolve(name) for name in params[:split]]
-            self._check_scopes([store._type.scopes for store in stores] or [(_SCHEMAS_SCOPE,)])
+            self._check_scopes([store.object_type.scopes for store in stores] or [(_SCHEMAS_SCOPE,)])
             fault = self._gate.take_fault(endpoint)
             if fault is not None:
                 if fault.kind == "hang":
@@ -376,7 +384,7 @@ class Sandbox:
                 elif fault.kind == "close":
                     truncate = True
                 else:
-                    raise _ApiError(fault._reply())
+                    raise ApiError(fault.reply())
             # Counted on arrival, as HubSpot's gateway does; then the latency, as HubSpot's
             # servers take their time (a limit counted after a sleep would count when the
             # sleeping thread gets the CPU back, which on a loaded machine is late).
@@ -388,7 +396,7 @@ class Sandbox:
                      "associations": self._associations_reply}[endpoint](request, *stores,
                                                                                         *params[split:])
             reply.headers.update(headers)
-        except _ApiError as stop:
+        except ApiError as stop:
             reply = stop.reply
         answered = reply.status == 200
         if truncate:
@@ -398,19 +406,19 @@ class Sandbox:
             self._search_answered()
         return reply, truncate
 
-    def _authenticate(self, request: _Request) -> None:
+    def _authenticate(self, request: Request) -> None:
         if "hapikey" in request.query:
-            raise _error(401, "API keys were retired on November 30, 2022 and are no longer accepted; "
+            raise api_error(401, "API keys were retired on November 30, 2022 and are no longer accepted; "
                               "use a private app access token: Authorization: Bearer <token>.")
         scheme, _, credentials = (request.authorization or "").partition(" ")
         if scheme.lower() != "bearer" or credentials.strip() != self.token:
-            raise _error(401, _AUTH_MESSAGE)
+            raise api_error(401, _AUTH_MESSAGE)
 
     def _check_scopes(self, needed: list[tuple[str, ...]]) -> None:
         """HubSpot's 403 when the token lacks every scope of one of the alternatives needed."""
         missing = [scopes for scopes in needed if not self.scopes & set(scopes)]
         if missing:
-            raise _error(403, "This app hasn't been granted all required scopes to make this call. "
+            raise api_error(403, "This app hasn't been granted all required scopes to make this call. "
                               f"Read more about required scopes here: {_SCOPES_LINK}.",
                          # The key HubSpot's current answers use (community-quoted 403s of 2025-26);
                          # older answers said requiredScopes.
@@ -419,26 +427,26 @@ class Sandbox:
                                  for scopes in dict.fromkeys(missing)],
                          links={"scopes": _SCOPES_LINK})
 
-    def _properties_reply(self, request: _Request, store: _Store) -> _Reply:
-        return _Reply(200, {"results": store.catalogue})
+    def _properties_reply(self, request: Request, store: Store) -> Reply:
+        return Reply(200, {"results": store.catalogue})
 
-    def _read_reply(self, request: _Request, store: _Store, id: str) -> _Reply:
+    def _read_reply(self, request: Request, store: Store, id: str) -> Reply:
         """GET /crm/v3/objects/{type}/{id}: one record (a merged-away id answers with its survivor)."""
         archived = self._archived_param(request)
-        names = store._requested(request.query.get("properties"))
+        names = store.requested(request.query.get("properties"))
         with self._lock:
             version = store.current(id)
             if version is None or (version.archived_at is not None) != archived:
-                raise _error(404, "Object not found.  objectId are usually numeric.", context={"id": [id]})
-            return _Reply(200, store._render(version, names))
+                raise api_error(404, "Object not found.  objectId are usually numeric.", context={"id": [id]})
+            return Reply(200, store.render(version, names))
 
-    def _schemas_reply(self, request: _Request) -> _Reply:
+    def _schemas_reply(self, request: Request) -> Reply:
         """GET /crm/v3/schemas: the portal's custom object types."""
-        return _Reply(200, {"results": [self._schema(self._stores[t.name]) for t in CUSTOM_TYPES]})
+        return Reply(200, {"results": [self._schema(self._stores[t.name]) for t in CUSTOM_TYPES]})
 
-    def _schema(self, store: _Store) -> dict:
-        object_type = store._type
-        stamp = _iso(self._start_ms - 400 * _DAY_MS)
+    def _schema(self, store: Store) -> dict:
+        object_type = store.object_type
+        stamp = iso(self._clock.start_ms - 400 * DAY_MS)
         shown = [name for name in object_type.default_properties if name not in object_type.always]
         return {
             "id": object_type.type_id.split("-")[1],
@@ -462,18 +470,18 @@ class Sandbox:
     # ----------------------------------------------------------------- list API
 
     @staticmethod
-    def _archived_param(request: _Request) -> bool:
+    def _archived_param(request: Request) -> bool:
         archived = request.query.get("archived", ["false"])[-1].lower()
         if archived not in ("true", "false"):
-            raise _bad_request(f"Invalid value {archived!r} for 'archived': must be true or false.")
+            raise bad_request(f"Invalid value {archived!r} for 'archived': must be true or false.")
         return archived == "true"
 
-    def _list_reply(self, request: _Request, store: _Store) -> _Reply:
+    def _list_reply(self, request: Request, store: Store) -> Reply:
         query = request.query
-        limit = _int_param(query.get("limit", [None])[-1], "limit", _DEFAULT_LIMIT, 1, _LIST_MAX_LIMIT)
+        limit = int_param(query.get("limit", [None])[-1], "limit", DEFAULT_LIMIT, 1, _LIST_MAX_LIMIT)
         archived = self._archived_param(request)
         after = self._decode_after(query.get("after", [None])[-1])
-        names = store._requested(query.get("properties"))
+        names = store.requested(query.get("properties"))
         with self._lock:
             results, last = store.list_page(archived, after, limit, names)
         body: dict[str, Any] = {"results": results}
@@ -482,7 +490,7 @@ class Sandbox:
             link_query = {**query, "after": [token]}
             link = f"{request.base_url}{request.path}?{urlencode(link_query, doseq=True)}"
             body["paging"] = {"next": {"after": token, "link": link}}
-        return _Reply(200, body)
+        return Reply(200, body)
 
     @staticmethod
     def _encode_after(last: int) -> str:
@@ -491,50 +499,50 @@ class Sandbox:
     @staticmethod
     def _decode_after(token: str | None) -> int:
         if token is None:
-            return _NEG_INF
+            return NEG_INF
         try:
             text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         except (binascii.Error, UnicodeDecodeError, ValueError):
             text = ""
         if not text.isdigit():
-            raise _bad_request(f"Invalid paging cursor 'after': {token!r}")
+            raise bad_request(f"Invalid paging cursor 'after': {token!r}")
         return int(text)
 
     # ----------------------------------------------------------------- search API
 
-    def _search_reply(self, request: _Request, store: _Store) -> _Reply:
+    def _search_reply(self, request: Request, store: Store) -> Reply:
         if not request.valid_json:
-            raise _bad_request("Invalid input JSON: the request body is not valid JSON.")
+            raise bad_request("Invalid input JSON: the request body is not valid JSON.")
         with self._lock:
             total, results, end = store.search(request.payload)
         body: dict[str, Any] = {"total": total, "results": results}
         if end < total:
             body["paging"] = {"next": {"after": str(end)}}
-        return _Reply(200, body)
+        return Reply(200, body)
 
     # ----------------------------------------------------------------- associations v4
 
-    def _associations_reply(self, request: _Request, source: _Store, target: _Store) -> _Reply:
+    def _associations_reply(self, request: Request, source: Store, target: Store) -> Reply:
         """POST /crm/v4/associations/{from}/{to}/batch/read: each input's associated records,
         a page of them per input; 207 with an error per input that has none."""
         inputs = request.payload.get("inputs") if isinstance(request.payload, dict) else None
         if not request.valid_json or not isinstance(inputs, list) or not all(
                 isinstance(item, dict) and isinstance(item.get("id"), (str, int)) for item in inputs):
-            raise _bad_request('Invalid input JSON: expected {"inputs": [{"id": "…", "after": "…"?}, …]}.')
+            raise bad_request('Invalid input JSON: expected {"inputs": [{"id": "…", "after": "…"?}, …]}.')
         if len(inputs) > _MAX_BATCH_INPUTS:
-            raise _bad_request(f"Too many inputs: a batch holds at most {_MAX_BATCH_INPUTS}, got {len(inputs)}.")
-        started = _iso(self.now_ms())
+            raise bad_request(f"Too many inputs: a batch holds at most {_MAX_BATCH_INPUTS}, got {len(inputs)}.")
+        started = iso(self.now_ms())
         results, errors = [], []
         with self._lock:
             for item in inputs:
                 from_id = str(item["id"])
                 after = self._decode_after(item.get("after"))
-                cid = _as_int(from_id)
+                cid = as_int(from_id)
                 linked = [] if cid is None or not source.is_live(cid) else self._associations.associated(
-                    source._type.name, cid, target._type.name)
+                    source.object_type.name, cid, target.object_type.name)
                 if not linked:
-                    errors.append(_error_body(
-                        f"No {target._type.singular} is associated with {source._type.singular} {from_id}.",
+                    errors.append(error_body(
+                        f"No {target.object_type.singular} is associated with {source.object_type.singular} {from_id}.",
                         "OBJECT_NOT_FOUND", subCategory="crm.associations.NO_ASSOCIATIONS_FOUND",
                         context={"fromObjectId": [from_id]}, errors=[], links={}))
                     continue
@@ -546,7 +554,7 @@ class Sandbox:
                     result["paging"] = {"next": {"after": self._encode_after(page[-1][0])}}
                 results.append(result)
         body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started,
-                                "completedAt": _iso(self.now_ms())}
+                                "completedAt": iso(self.now_ms())}
         if errors:
             body.update(numErrors=len(errors), errors=errors)
-        return _Reply(207 if errors else 200, body)
+        return Reply(207 if errors else 200, body)
