@@ -68,7 +68,8 @@ class Sizes:
 
 FULL = Sizes(b1_contacts=50_000, b1_repeats=2, b2_contacts=20_000, b2_latencies_ms=(150, 400),
              b3_contacts=(10_000, 200_000), b3_concurrent_contacts=20_000, b3_consumers=10,
-             b4_contacts=30_000, b4_changes=(1, 150, 5_000, 25_000), b4_snapshot_seconds=10, b5_contacts=20_000, b5_latency_ms=150,
+             b4_contacts=30_000, b4_changes=(1, 150, 5_000, 25_000), b4_snapshot_seconds=10, b5_contacts=20_000,
+             b5_latency_ms=150,
              b5_repeats=3, b6_contacts=10_000, b6_changes=150, b7_contacts=20_000, b7_latency_ms=150)
 SMOKE = Sizes(b1_contacts=2_000, b1_repeats=1, b2_contacts=2_000, b2_latencies_ms=(150,),
               b3_contacts=(1_000, 4_000), b3_concurrent_contacts=2_000, b3_consumers=10,
@@ -338,7 +339,8 @@ def b4_upstream_cost(sizes: Sizes, notes: list[str]) -> list[Row]:
             time.sleep(sizes.b4_snapshot_seconds)  # the snapshot from before the changes is stale
             target = math.ceil(k / DEFAULTS.search_page_size) + 2
             for who in ("refreshes the snapshot", "shares it"):
-                export, stats = measure_calls(sandbox, lambda: consume(http, service.url, since=since, collect=True))
+                export, stats = measure_calls(
+                    sandbox, lambda: consume(http, service.url, since=since, collect=True))  # noqa: B023 (called at once)
                 missed = len(changed - export.ids.keys())
                 if missed:
                     notes.append(f"B4 k={k:,} ({who}): {missed:,} changed contacts were not delivered")
@@ -433,7 +435,8 @@ def b6_tutorial(sizes: Sizes, notes: list[str]) -> list[Row]:
     with portal(sizes.b6_contacts) as (sandbox, service, http):
         port = TutorialService(sandbox.url + "/crm/v3", TOKEN, MODIFIED, "GT")
         before = sandbox.truth()["live"]
-        full = {"tutorial port": tutorial_run(sandbox, port, None), "service": service_run(sandbox, http, service, None)}
+        full = {"tutorial port": tutorial_run(sandbox, port, None),
+                "service": service_run(sandbox, http, service, None)}
         changed = make_changes(sandbox, k, random.Random(SEED))
         after = sandbox.truth()["live"]
         truth_changed = {cid for cid, ms in after.items() if before.get(cid) != ms}

@@ -76,7 +76,8 @@ class Process:
             wait_until(self._ready, self.name, START_TIMEOUT, self.alive)
         except BenchError as exc:
             self._log.flush()
-            raise BenchError(f"{exc}; its output ends: {Path(self._log.name).read_text(errors='replace')[-500:]}")
+            ends = Path(self._log.name).read_text(errors="replace")[-500:]
+            raise BenchError(f"{exc}; its output ends: {ends}") from None
         return self
 
     def _ready(self) -> bool:

@@ -159,7 +159,8 @@ class Searchable:
         ):
             raise bad_request("filterGroups must be a list of objects with a list of filters.")
         sizes = [len(group.get("filters", [])) for group in raw_groups]
-        if len(raw_groups) > _MAX_GROUPS or any(size > _MAX_GROUP_FILTERS for size in sizes) or sum(sizes) > _MAX_FILTERS:
+        if (len(raw_groups) > _MAX_GROUPS or any(size > _MAX_GROUP_FILTERS for size in sizes)
+                or sum(sizes) > _MAX_FILTERS):
             raise bad_request(
                 f"Too many filters: at most {_MAX_GROUPS} filterGroups, {_MAX_GROUP_FILTERS} filters per group "
                 f"and {_MAX_FILTERS} filters in total are allowed (got {len(raw_groups)} groups, {sum(sizes)} filters)."
@@ -168,7 +169,8 @@ class Searchable:
         sort_prop, descending = self._parse_sorts(payload.get("sorts"))
         text = self._text_query(payload.get("query"))
         properties = payload.get("properties")
-        if properties is not None and not (isinstance(properties, list) and all(isinstance(p, str) for p in properties)):
+        if properties is not None and not (
+                isinstance(properties, list) and all(isinstance(p, str) for p in properties)):
             raise bad_request("properties must be a list of property names.")
         limit = int_param(payload.get("limit"), "limit", DEFAULT_LIMIT, 1, _SEARCH_MAX_LIMIT)
         offset = int_param(payload.get("after"), "after", 0, 0, None)

@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from hypothesis import HealthCheck, settings as hypothesis_settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from starlette.testclient import TestClient
 
 from app.config import Settings
-from sandbox import Sandbox, SandboxServer
 from app.web import create_app
+from sandbox import Sandbox, SandboxServer
 
 from .sesam import SETTLE_SECONDS, T0
-
 
 
 @pytest.fixture(name="sandbox")

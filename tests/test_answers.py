@@ -9,7 +9,13 @@ import pytest
 
 from app.hubspot import HubSpotError
 from app.hubspot.answers import (
-    archived_page, associations, catalogue, record, schemas, search_page, server_ms,
+    archived_page,
+    associations,
+    catalogue,
+    record,
+    schemas,
+    search_page,
+    server_ms,
 )
 from app.object_types import Schema, standard_types
 

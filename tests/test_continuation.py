@@ -12,13 +12,21 @@ from collections import deque
 from typing import Any
 
 import pytest
-from hypothesis import event, given, settings, strategies as st
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from app.hubspot import HubSpotError
 from app.hubspot.answers import record
 from app.object_types import ID_PROPERTY, standard_types
 from app.sync.positions import (
-    ALL_IDS, MAX_ID, START, START_POSITION, InvalidSince, Key, encode_key, parse_since,
+    ALL_IDS,
+    MAX_ID,
+    START,
+    START_POSITION,
+    InvalidSince,
+    Key,
+    encode_key,
+    parse_since,
 )
 from app.sync.walk import KeysetWalk, QueryRead, WalkError, join_overlapping, search_body
 from app.timestamps import MAX_MS, format_ms, parse_timestamp
@@ -245,7 +253,8 @@ def seam_portals(draw: st.DrawFn) -> tuple[list[Key], int]:
     ids_left = iter(contact_ids)
     keys = [(ms, next(ids_left)) for ms, size in zip(milliseconds, sizes) for _ in range(size)]
     longest = max(sizes)
-    event(f"longest tie: {'over 2 pages' if longest > 2 * page_size else 'over a page' if longest > page_size else 'a page or less'}")
+    event("longest tie: " + ('over 2 pages' if longest > 2 * page_size else 'over a page' if longest > page_size
+                             else 'a page or less'))
     return keys, page_size
 
 

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 import schemathesis
 import yaml
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from app.config import Settings
 from app.sync import InvalidSince, parse_since
-from sandbox import Sandbox, SandboxServer
 from app.web import create_app
 from app.web.validation import NamedParameterValidator
+from sandbox import Sandbox, SandboxServer
 
 # Schemathesis needs the app when the module loads (its fixture loader fails on pytest 9.2),
 # so the sandbox starts here; the module fixture below stops it.

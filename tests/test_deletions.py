@@ -17,7 +17,14 @@ from app.hubspot.answers import archived_record, merged_ids
 from app.object_types import standard_types
 from app.sync.deletions import Snapshot, deletion_ms, first_seen_ms
 from app.sync.positions import (
-    ALL_IDS, MAX_ID, InvalidSince, Key, Position, encode_position, parse_since, walk_start,
+    ALL_IDS,
+    MAX_ID,
+    InvalidSince,
+    Key,
+    Position,
+    encode_position,
+    parse_since,
+    walk_start,
 )
 from app.timestamps import MAX_MS, MIN_MS
 from sandbox import Fault, Sandbox

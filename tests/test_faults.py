@@ -241,10 +241,10 @@ class TestRateLimit:
             caller.start()
             callers.append(caller)
             # the next asks only once this one has asked (holds its turn or the limiter)
-            _wait_for(lambda: budget._issued == number + 1, f"page {number} to ask")
+            _wait_for(lambda: budget._issued == number + 1, f"page {number} to ask")  # noqa: B023
         for slot in range(1, 6):
             limiter.slots.release()
-            _wait_for(lambda: len(limiter.through) == slot, f"slot {slot} to be taken")
+            _wait_for(lambda: len(limiter.through) == slot, f"slot {slot} to be taken")  # noqa: B023
         for caller in callers:
             caller.join(timeout=5)
         assert limiter.through == [f"page {number}" for number in range(5)], (

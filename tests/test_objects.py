@@ -11,7 +11,8 @@ import pytest
 
 from app.config import ConfigError, load
 from app.hubspot import Associations, HubSpotError
-from app.hubspot.answers import associations as parse_associations, required_scopes
+from app.hubspot.answers import associations as parse_associations
+from app.hubspot.answers import required_scopes
 from app.hubspot.answers import schemas as parse_schemas
 from app.object_types import STANDARD_NAMES, ObjectTypes, Schema, UnknownObjectType, standard_types
 from app.sync import ExportStats

@@ -109,7 +109,8 @@ class TestSeededData:
         assert first.live() == second.live(), "live contacts differ between two sandboxes with one seed"
         assert first.archived() == second.archived(), "archived contacts differ between two sandboxes with one seed"
         some = next(iter(first.live()))
-        assert first.contact(some) == second.contact(some), f"contact {some} differs between two sandboxes with one seed"
+        assert first.contact(some) == second.contact(some), (
+            f"contact {some} differs between two sandboxes with one seed")
         assert Sandbox(contacts=200, now_ms=NOW, seed=8).live() != first.live(), "another seed gave the same portal"
 
     def test_ids_numeric_increasing_with_gaps(self, sandbox: Sandbox) -> None:
@@ -148,12 +149,14 @@ class TestSeededData:
         for cid, archived_at in archived.items():
             contact = sandbox.contact(cid)
             assert contact["archived"] is True and "archivedAt" in contact, f"archived contact renders wrong: {contact}"
-            assert contact["updatedAt"] < contact["archivedAt"] and archived_at < NOW, f"archivedAt out of order: {contact}"
+            assert contact["updatedAt"] < contact["archivedAt"] and archived_at < NOW, (
+                f"archivedAt out of order: {contact}")
 
     def test_most_properties_have_values(self, truth: dict[str, dict]) -> None:
         """Default and custom properties exist on every contact and most carry a value."""
         properties = next(iter(truth.values()))
-        assert {"email", "firstname", "phone", "lifecyclestage", "custom_field_01", "custom_field_20"} <= set(properties)
+        assert {"email", "firstname", "phone", "lifecyclestage", "custom_field_01",
+                "custom_field_20"} <= set(properties)
         values = [value for contact in truth.values() for value in contact.values()]
         filled = sum(value is not None for value in values) / len(values)
         assert 0.6 < filled < 1, f"{filled:.0%} of property values are set; expected most but not all"
@@ -268,7 +271,8 @@ class TestProperties:
         assert response.status_code == 200, response.text
         assert response.headers["Content-Type"] == "application/json;charset=utf-8"
         catalogue = {entry["name"]: entry for entry in response.json()["results"]}
-        assert {"email", "lifecyclestage", "hs_merged_object_ids", "custom_field_01", "custom_field_20"} <= set(catalogue)
+        assert {"email", "lifecyclestage", "hs_merged_object_ids", "custom_field_01",
+                "custom_field_20"} <= set(catalogue)
         assert "custom_field_21" not in catalogue, "20 custom properties expected by default"
         types = {name: catalogue[name]["type"] for name in ("createdate", "lastmodifieddate", "hs_object_id", "email")}
         assert types == {"createdate": "datetime", "lastmodifieddate": "datetime",
@@ -334,7 +338,8 @@ class TestListApi:
         assert response.json()["status"] == "error", response.text
 
     def test_list_page_matches_client_model(self, api: Api) -> None:
-        """A list page deserializes into the client's CollectionResponseSimplePublicObjectWithAssociationsForwardPaging."""
+        """A list page deserializes into the client's
+        CollectionResponseSimplePublicObjectWithAssociationsForwardPaging."""
         response = api.get(LIST, limit=3)
         page = deserialize(response.text, "CollectionResponseSimplePublicObjectWithAssociationsForwardPaging")
         raw = response.json()
@@ -353,8 +358,10 @@ OPERATOR_CASES: list[tuple[dict, Callable[[dict], bool]]] = [
     (by("email", "CONTAINS_TOKEN", "*@example.org"), lambda p: p["email"].endswith("@example.org")),
     (by("city", "NOT_CONTAINS_TOKEN", "paulo"), lambda p: p["city"] != "São Paulo"),
     (by("lastname", "LT", "d"), lambda p: p["lastname"].lower() < "d"),
-    (by("custom_field_02", "GT", "50000"), lambda p: p["custom_field_02"] is not None and int(p["custom_field_02"]) > 50000),
-    (by("custom_field_02", "LTE", 2000), lambda p: p["custom_field_02"] is not None and int(p["custom_field_02"]) <= 2000),
+    (by("custom_field_02", "GT", "50000"),
+     lambda p: p["custom_field_02"] is not None and int(p["custom_field_02"]) > 50000),
+    (by("custom_field_02", "LTE", 2000),
+     lambda p: p["custom_field_02"] is not None and int(p["custom_field_02"]) <= 2000),
     (by("hs_object_id", "GTE", "500"), lambda p: int(p["hs_object_id"]) >= 500),
     (by("hs_object_id", "BETWEEN", "200", highValue=300), lambda p: 200 <= int(p["hs_object_id"]) <= 300),
     (by("lastmodifieddate", "LT", str(NOW - 45 * DAY)), lambda p: p["lastmodifieddate"] < "2023-09-30T22:13:20"),
@@ -373,7 +380,8 @@ class TestSearchFilters:
         found = api.search_all({"filterGroups": [{"filters": [search_filter]}]})
         wanted = {cid for cid, properties in truth.items() if expected(properties)}
         assert wanted and wanted != set(truth), f"case {search_filter} should select some but not all contacts"
-        assert sorted(found, key=int) == sorted(wanted, key=int), f"{search_filter}: {len(found)} found, {len(wanted)} expected"
+        assert sorted(found, key=int) == sorted(wanted, key=int), (
+            f"{search_filter}: {len(found)} found, {len(wanted)} expected")
 
     @pytest.mark.parametrize("value", ["2023-09-30T22:13:20Z", "2023-09-30", "yesterday", 1.5])
     def test_datetime_needs_epoch_ms(self, api: Api, value: Any) -> None:
@@ -389,7 +397,8 @@ class TestSearchFilters:
     def test_invalid_filter_400(self, api: Api, bad_filter: dict) -> None:
         """Unknown operators or properties and missing or malformed values are a 400."""
         response = api.search({"filterGroups": [{"filters": [bad_filter]}]})
-        assert response.status_code == 400 and response.json()["category"] == "VALIDATION_ERROR", f"{bad_filter}: {response.text}"
+        assert response.status_code == 400 and response.json()["category"] == "VALIDATION_ERROR", (
+            f"{bad_filter}: {response.text}")
 
     def test_groups_or_filters_and(self, api: Api, truth: dict[str, dict]) -> None:
         """Filter groups are ORed and the filters inside a group ANDed."""
@@ -429,7 +438,8 @@ class TestSearchOrderAndPaging:
         assert api.search_all({}) == sorted(sandbox.live(), key=int), "default search order is not by id"
         modified = sandbox.live()
         descending = api.search_all({"sorts": ["-lastmodifieddate"]})
-        assert [modified[cid] for cid in descending] == sorted(modified.values(), reverse=True), "'-prop' is not descending"
+        assert [modified[cid] for cid in descending] == sorted(modified.values(), reverse=True), (
+            "'-prop' is not descending")
         explicit = api.search_all({"sorts": [{"propertyName": "lastmodifieddate", "direction": "DESCENDING"}]})
         assert explicit == descending, "the two descending forms disagree"
 
@@ -448,7 +458,8 @@ class TestSearchOrderAndPaging:
         assert paged == first, "small pages over the unchanged tie disagree with one big page"
 
     def test_offset_paging(self, api: Api, sandbox: Sandbox) -> None:
-        """after is an integer offset (string or number); paging.next.after is offset + limit; the last page has no paging."""
+        """after is an integer offset (string or number); paging.next.after is offset + limit; the last
+        page has no paging."""
         page = api.search({"limit": 100, "after": "100"}).json()
         assert page["paging"]["next"]["after"] == "200" and page["total"] == len(sandbox.live()), page.get("paging")
         last = api.search({"limit": 100, "after": 200}).json()
@@ -740,7 +751,8 @@ class TestRateLimits:
         responses = [api.search({}) for _ in range(3)]
         assert [r.status_code for r in responses] == [200, 200, 429], [r.status_code for r in responses]
         assert responses[2].json()["policyName"] == "SECONDLY", responses[2].text
-        assert not any(h.lower().startswith(("x-hubspot-ratelimit", "retry-after")) for r in responses for h in r.headers)
+        assert not any(h.lower().startswith(("x-hubspot-ratelimit", "retry-after"))
+                       for r in responses for h in r.headers)
         assert api.get(LIST).status_code == 200, "the search limit should not apply to the list API"
         time.sleep(1.05)
         assert api.search({}).status_code == 200, "the rolling window did not free up"

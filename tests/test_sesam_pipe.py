@@ -123,7 +123,7 @@ def test_several_types_against_one_service(strategy: str, page_size: int, sandbo
                              modified_property=modified_property(kind),
                              **({"associations": "contacts"} if kind == "deals" else {}))
              for kind in TYPES}
-    for round_no in range(8):
+    for _ in range(8):
         for kind in rng.sample(TYPES, k=3):
             churn(sandbox, rng, kind)
             pipes[kind].run()

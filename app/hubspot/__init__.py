@@ -3,7 +3,12 @@ checked values. It knows nothing of Sesam or of the web framework; its one excep
 `HubSpotError`."""
 
 from .answers import (
-    ArchivedPage, ArchivedRecord, Association, Associations, Record, SearchPage,
+    ArchivedPage,
+    ArchivedRecord,
+    Association,
+    Associations,
+    Record,
+    SearchPage,
 )
 from .client import HubSpotClient
 from .errors import HubSpotError

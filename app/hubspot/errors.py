@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..redact import LINE_LIMIT, correlation_id as as_correlation_id, quote
+from ..redact import LINE_LIMIT, quote
+from ..redact import correlation_id as as_correlation_id
 
 UNUSABLE = "HubSpot answer unusable"
 

@@ -9,7 +9,6 @@ from connexion.validators import ParameterValidator
 from jsonschema import Draft4Validator, ValidationError
 from starlette.datastructures import QueryParams
 
-
 Parameter = dict[str, Any]  # an operation's parameter, as the spec declares it
 
 
