@@ -30,7 +30,7 @@ class Metrics:
             "hubspot_contacts_upstream_retries", "HubSpot requests retried, by endpoint",
             ["endpoint"], registry=self.registry)
         self.export_seconds = Histogram(
-            "hubspot_contacts_export_seconds", "Duration of /get_contacts exports",
+            "hubspot_contacts_export_seconds", "Duration of exports, of every type",
             buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600), registry=self.registry)
 
     def render(self) -> bytes:

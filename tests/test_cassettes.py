@@ -2,7 +2,7 @@
 
 The export runs on the cassettes exactly as on HubSpot: the property catalogue, the
 archived listing and the keyset search walk. The assertions hold for any portal, so the
-cassettes can be re-recorded against a real HubSpot test account (see the README):
+cassettes can be re-recorded against a real HubSpot test account (see docs/testing.md):
 `HUBSPOT_RECORD_TOKEN=… tox -- tests/test_cassettes.py --record-mode=rewrite`. Without a
 token, recording uses the sandbox, under HubSpot's host name.
 """

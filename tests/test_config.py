@@ -12,8 +12,9 @@ from app.config import DEFAULT_BASE_URL, VARIABLES, ConfigError, Variable, load,
 
 
 class TestDefaults:
-    def test_no_token_means_sandbox(self) -> None:
-        """An empty environment is valid: no token (the sandbox), HubSpot's public URL,
+    def test_an_empty_environment_is_the_defaults(self) -> None:
+        """An empty environment loads: no token (`python -m app` then refuses to start unless
+        given --sandbox, tests/test_deployment.py), HubSpot's public URL,
         port 5000 on loopback, every property, a settle time."""
         settings = load({})
         assert settings.token is None and settings.base_url == DEFAULT_BASE_URL

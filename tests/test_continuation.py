@@ -45,7 +45,7 @@ ids = st.integers(min_value=0, max_value=ALL_IDS - 1)
 
 def scaled(n: int) -> int:
     """``n`` (examples, rounds), or a quarter of it in the mutation run (hypothesis profile
-    "mutation", see the README): there every surviving mutant runs each test that covers
+    "mutation", see docs/testing.md): there every surviving mutant runs each test that covers
     it, and the property walks and random rounds are the slowest of them."""
     return n // 4 if settings.get_current_profile_name() == "mutation" else n
 

@@ -4,7 +4,7 @@ that once passed every test (issue 7) must each make a named test fail.
 Each mutant rewrites one function's source (the exact line must still be there: a refactor
 that moves it fails here and asks for this list to follow), compiles it in its module's
 namespace and patches it in for one test, which must then fail. The full mutation run is
-`mutmut run` (see the README); this keeps the worst survivors dead on every change.
+`mutmut run` (see docs/testing.md); this keeps the worst survivors dead on every change.
 """
 
 from __future__ import annotations
