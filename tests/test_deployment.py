@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
+from fnmatch import fnmatch
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -98,6 +100,19 @@ def documented(spec: dict, path: str, query: dict[str, list[str]]) -> dict | Non
 
 
 class TestDockerfile:
+    def test_the_package_and_the_image_hold_the_service_only(self) -> None:
+        """The wheel packages `app` and its subpackages only, and the image copies `app` and
+        the spec only: the sandbox, the tests and the benchmarks stay in the checkout."""
+        found = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+        packages = [".".join(path.parent.relative_to(ROOT).parts) for path in ROOT.glob("*/**/__init__.py")
+                    if ".venv" not in path.parts and ".tox" not in path.parts]
+        packaged = sorted(p for p in packages if any(fnmatch(p, pattern) for pattern in found["include"]))
+        assert "app" in packaged and "sandbox" in packages, packages
+        assert all(p == "app" or p.startswith("app.") for p in packaged), packaged
+        copied = re.findall(r"^COPY (?:--from=\S+ )?(\S+(?: \S+)*) \S+$", (ROOT / "Dockerfile").read_text(), re.M)
+        sources = {source for line in copied for source in line.split()}
+        assert "app" in sources and not sources & {".", "sandbox", "tests", "bench"}, sources
+
     def test_hadolint_clean(self) -> None:
         """The Dockerfile passes hadolint (warnings count as failures)."""
         hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
