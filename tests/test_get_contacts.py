@@ -524,21 +524,61 @@ class TestUpstreamFailure:
                                                 caplog: pytest.LogCaptureFixture) -> None:
         """HubSpot failing after the body has begun ends it as invalid JSON, so Sesam
         cannot take a partial export for a complete one; the last line says why, and so
-        does an error in the log."""
+        does one error in the log: the export's summary, without a traceback (HubSpot's
+        failure is no bug of the service)."""
         service = configure(search_page_size=50, search_concurrency=1)
         sandbox.inject(Fault(endpoint="search", status=500, skip=5, times=None))
-        with caplog.at_level(logging.ERROR, logger="app.web.stream"):
+        with caplog.at_level(logging.ERROR):
             response = service.get("/get_contacts")
-        logged = [(r.getMessage(), getattr(r, "error", None)) for r in caplog.records
-                  if r.name == "app.web.stream"]
-        assert [message for message, _ in logged] == [
-            "export aborted mid-stream; the body was ended as invalid JSON"], logged
-        assert "HubSpot answered 500" in str(logged[0][1]), logged
+        logged = [(r.name, r.getMessage(), getattr(r, "detail", None), r.exc_info) for r in caplog.records
+                  if r.levelno >= logging.ERROR]
+        assert [(name, message) for name, message, _, _ in logged] == [
+            ("app.web.stream", "export of contacts aborted")], logged
+        assert "HubSpot answered 500" in str(logged[0][2]) and not logged[0][3], logged
         assert response.status_code == 200 and response.content.startswith(b"[{")
         assert b"EXPORT ABORTED: HubSpot failed: HubSpot answered 500" in response.content, (
             response.content[-300:])
         with pytest.raises(orjson.JSONDecodeError):
             orjson.loads(response.content)
+
+
+class TestFailureLoggedOnce:
+    """Each failed export is one error line in the log, its summary, whichever way it failed."""
+
+    @pytest.mark.parametrize("fault", [Fault(endpoint="search", status=503, times=None),
+                                       Fault(endpoint="search", status=400, times=None)])
+    def test_a_hubspot_failure_before_the_first_byte(self, service: TestClient, sandbox: Sandbox,
+                                                     caplog: pytest.LogCaptureFixture, fault: Fault) -> None:
+        sandbox.inject(fault)
+        with caplog.at_level(logging.WARNING):
+            response = service.get("/get_contacts")
+        assert response.status_code in (502, 503), response.text
+        errors = [(r.name, r.getMessage(), getattr(r, "outcome", None)) for r in caplog.records
+                  if r.levelno >= logging.ERROR]
+        assert errors == [("app.web.stream", "export of contacts failed", "failed")], errors
+
+    def test_a_bug_before_the_first_byte(self, service: TestClient, monkeypatch: pytest.MonkeyPatch,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+        def broken(self: Any, record: Any) -> list:
+            raise TypeError("a bug in the service")
+
+        monkeypatch.setattr(export_module._Pass, "_entities", broken)
+        with caplog.at_level(logging.WARNING):
+            response = service.get("/get_contacts")
+        assert response.status_code == 500 and response.json()["title"] == "Internal Server Error"
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert [r.getMessage() for r in errors] == ["export of contacts failed"], errors
+        assert errors[0].exc_info and isinstance(errors[0].exc_info[1], TypeError)
+
+    def test_hubspots_correlation_id_from_its_header(self, service: TestClient, sandbox: Sandbox) -> None:
+        """An answer whose body names no correlation id (an HTML error page, a body of
+        another shape) still gets HubSpot's, from its X-HubSpot-Correlation-Id header."""
+        correlation = "0a1b2c3d-0000-4000-8000-00000000beef"
+        sandbox.inject(Fault(endpoint="search", status=400, body={"message": "no"}, times=None,
+                             headers={"X-HubSpot-Correlation-Id": correlation}))
+        response = service.get("/get_contacts")
+        assert response.status_code == 502 and response.json().get("correlationId") == correlation, (
+            response.text)
 
 
 class TestOwnBugs:

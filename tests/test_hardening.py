@@ -5,6 +5,7 @@ HEAD cannot be turned against the service, and parameters are read strictly."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import socket
@@ -391,3 +392,24 @@ class TestTutorialOperator:
         else:
             pytest.fail("no since-operator warning in the first 20 lines")
         assert "strictly after" in line and "includes its millisecond" in line, line
+
+
+class TestLogFormats:
+    @pytest.mark.parametrize("fmt", ["json", "text"])
+    def test_every_line_whole_and_without_terminal_escapes(self, started, fmt: str) -> None:
+        """In both formats the export's summary carries every field (the counts an
+        operator reads), and no line carries uvicorn's coloured copy of its message."""
+        port = free_port()
+        process = started("--sandbox", PORT=str(port), SANDBOX_CONTACTS="100", LOG_FORMAT=fmt)
+        wait_until_up(f"http://127.0.0.1:{port}/health", process)
+        assert requests.get(f"http://127.0.0.1:{port}/get_contacts", params={"limit": "3"},
+                            timeout=60).status_code == 200
+        process.terminate()
+        log, _ = process.communicate(timeout=30)
+        assert "\x1b" not in log and "color_message" not in log, log[:2000]
+        (summary,) = [line for line in log.splitlines() if "export of contacts ok" in line]
+        if fmt == "json":
+            fields = json.loads(summary)
+            assert (fields["entities"], fields["outcome"], fields["limit"]) == (3, "ok", 3), summary
+        else:
+            assert " entities=3 " in summary and " outcome=ok " in summary and " limit=3 " in summary, summary

@@ -289,13 +289,15 @@ def required_scopes(body: Mapping[str, Any]) -> list[str]:
 
 
 def failure(status: int, body: Any, reason: str, wait: float | None, scope: str,
-            safe: Callable[[object], str]) -> HubSpotError:
+            safe: Callable[[object], str], correlation_id: str | None = None) -> HubSpotError:
     """The error an answer with a status other than success means. ``body`` is its decoded
     JSON (anything else is no body), ``wait`` its `Retry-After`, ``scope`` the one the call
-    needs, ``safe`` how HubSpot's text is made safe to repeat."""
+    needs, ``safe`` how HubSpot's text is made safe to repeat, ``correlation_id`` the one of
+    its `X-HubSpot-Correlation-Id` header (the body's, when it has one, is the same)."""
     body = body if isinstance(body, dict) else {}
     message = safe(body.get("message") or reason or "")
-    common: dict[str, Any] = {"correlation_id": body.get("correlationId"), "upstream_status": status}
+    common: dict[str, Any] = {"correlation_id": body.get("correlationId") or correlation_id,
+                              "upstream_status": status}
     if status == 401:
         return HubSpotError(502, "HubSpot refused the access token",
                             "HubSpot answered 401: the access token (HUBSPOT_ACCESS_TOKEN) is "

@@ -35,6 +35,7 @@ from .errors import HubSpotError
 log = logging.getLogger(__name__)
 
 SUCCESS_STATUS = frozenset({200, 207})  # 207: a batch where some inputs had nothing to return
+CORRELATION_HEADER = "X-HubSpot-Correlation-Id"  # on every answer, HTML error pages included
 Json = dict[str, Any]
 
 
@@ -205,7 +206,7 @@ class HubSpotClient:
             body = None
         raise answers.failure(response.status_code, body, response.reason or "",
                               answers.retry_after(response.headers.get("Retry-After")),
-                              scope, self._quote)
+                              scope, self._quote, response.headers.get(CORRELATION_HEADER))
 
     def _quote(self, text: object) -> str:
         return quote(self._redactor.text(str(text)))

@@ -19,7 +19,7 @@ from ..redact import Redactor
 from ..sync import Crm
 from .handlers import Handlers
 from .middleware import BasicAuth, CountRequests, RedactResponses, RequestLimits
-from .problems import hubspot_failure
+from .problems import Logged, hubspot_failure, quietly
 from .validation import NamedParameterValidator
 
 SPEC_DIR = Path(__file__).resolve().parents[2]  # openapi.yaml lives at the top level
@@ -52,6 +52,7 @@ def create_app(settings: Settings, *, on_sandbox: bool = False,
         validator_map={"parameter": NamedParameterValidator},
     )
     app.add_error_handler(HubSpotError, hubspot_failure)
+    app.add_error_handler(Logged, quietly)
     # Added first, so outermost: every answer is redacted, refusals are counted too.
     app.add_middleware(RedactResponses, MiddlewarePosition.BEFORE_EXCEPTION,
                        redactor=Redactor(settings.token))

@@ -17,6 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from ..metrics import Metrics
 from ..object_types import CONTACTS, ObjectType, UnknownObjectType
 from ..sync import Crm, InvalidSince, parse_since
+from .problems import logged
 from .stream import ExportCall, json_array
 
 OPERATION_PREFIX = "app.handlers."
@@ -47,14 +48,14 @@ class Handlers:
         related = self._associated(associations)
         export = ExportCall(self._metrics, kind, since, limit)
         entities = self._crm.entities(kind, start, limit, export.stats, related)
-        chunks = json_array(entities, export.stats)
+        chunks = json_array(entities, export.aborted)
         try:
             # Read the first chunk here, so that a HubSpot failure before any byte is
             # answered with a proper error status instead of a broken 200.
             first = next(chunks)
         except Exception as exc:
-            export.finish("failed", str(exc), correlation_id=getattr(exc, "correlation_id", None))
-            raise
+            export.finish("failed", str(exc), exc)
+            raise logged(exc) from exc
         return StreamingResponse(export.watch(chain([first], chunks)),
                                  media_type="application/json")
 

@@ -1,11 +1,12 @@
 """The body of an export: the entities as one JSON array, streamed; a failure after the first
-byte as a trailer that is not JSON; and, when it ends, the export's summary line and metrics."""
+byte as a trailer that is not JSON; and, when it ends, the export's summary line and metrics,
+the one line that logs its failure."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import orjson
 
@@ -20,14 +21,13 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 64 * 1024
 
 
-def json_array(entities: Iterable[Entity], stats: ExportStats) -> Iterator[bytes]:
+def json_array(entities: Iterable[Entity], on_abort: Callable[[Exception], str]) -> Iterator[bytes]:
     """The entities as one JSON array, in chunks of about CHUNK_BYTES.
 
     An error before the first chunk is raised (the caller can still answer with a proper
     error status). An error after it ends the body with a line that is not JSON, so that
-    Sesam sees an invalid array and does not advance its offset past what was not sent.
-    HubSpot's failures are logged as such; anything else is the service's own bug, logged
-    with its traceback.
+    Sesam sees an invalid array and does not advance its offset past what was not sent;
+    ``on_abort`` hears of it and says the reason the trailer gives.
     """
     buffer = bytearray(b"[")
     sent_any = False
@@ -45,10 +45,7 @@ def json_array(entities: Iterable[Entity], stats: ExportStats) -> Iterator[bytes
     except Exception as exc:
         if not sent_any:
             raise
-        stats.error = quote(exc, LINE_LIMIT)
-        log.error("export aborted mid-stream; the body was ended as invalid JSON",
-                  extra={"error": stats.error}, exc_info=not isinstance(exc, HubSpotError))
-        buffer += b"\n!! EXPORT ABORTED: " + stats.error.encode("utf-8", "replace")
+        buffer += b"\n!! EXPORT ABORTED: " + on_abort(exc).encode("utf-8", "replace")
         buffer += b"\n!! This body is deliberately not valid JSON: retry the request.\n"
         yield bytes(buffer)
         return
@@ -62,11 +59,18 @@ class ExportCall:
     def __init__(self, metrics: Metrics, kind: ObjectType, since: str | None,
                  limit: int | None) -> None:
         self.stats = ExportStats()
+        self.failure: Exception | None = None  # what cut the body short, if anything
         self._metrics = metrics
         self._kind = kind
         self._since = since
         self._limit = limit
         self._began = time.perf_counter()
+
+    def aborted(self, failure: Exception) -> str:
+        """The body was cut short by ``failure``: the reason its trailer gives."""
+        self.failure = failure
+        self.stats.error = quote(failure, LINE_LIMIT)
+        return self.stats.error
 
     def watch(self, body: Iterator[bytes]) -> Iterator[bytes]:
         """``body``, with the summary once it has been sent, cut short, or left."""
@@ -75,24 +79,28 @@ class ExportCall:
             yield from body
             finished = True
         finally:
-            if self.stats.error:
-                self.finish("aborted", f"aborted mid-stream: {self.stats.error}")
+            if self.failure is not None:
+                self.finish("aborted", f"aborted mid-stream: {self.stats.error}", self.failure)
             elif finished:
                 self.finish("ok", "ok")
             else:
                 self.finish("client_gone", "the client went away before the end")
 
-    def finish(self, outcome: str, message: str, correlation_id: str | None = None) -> None:
+    def finish(self, outcome: str, message: str, failure: Exception | None = None) -> None:
+        """The summary line and metrics. A failure is logged here and nowhere else: as an
+        error, with its traceback when it is the service's own (not HubSpot's)."""
         duration = time.perf_counter() - self._began
         stats = self.stats
         self._metrics.exports.labels(outcome).inc()
         self._metrics.export_seconds.observe(duration)
         self._metrics.entities.labels("live").inc(stats.entities - stats.deleted)
         self._metrics.entities.labels("deleted").inc(stats.deleted)
-        log.log(logging.INFO if outcome == "ok" else logging.WARNING, "export of %s %s",
-                self._kind.name, outcome,
+        level = {"ok": logging.INFO, "client_gone": logging.WARNING}.get(outcome, logging.ERROR)
+        own_bug = failure is not None and not isinstance(failure, HubSpotError)
+        log.log(level, "export of %s %s", self._kind.name, outcome,
+                exc_info=failure if own_bug else None,
                 extra={"object_type": self._kind.name, "since": self._since, "limit": self._limit,
                        "entities": stats.entities, "deleted": stats.deleted,
                        "upstream_calls": stats.upstream_calls, "retries": stats.retries,
                        "duration_s": round(duration, 3), "outcome": outcome, "detail": message,
-                       "correlation_id": correlation_id})
+                       "correlation_id": getattr(failure, "correlation_id", None)})
