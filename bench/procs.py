@@ -172,4 +172,4 @@ class ServiceProcess(Process):
         """HubSpot searches the service retried so far (its /metrics), e.g. after a 429."""
         text = requests.get(f"{self.url}/metrics", timeout=5).text
         return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                       if line.startswith("hubspot_contacts_upstream_retries_total") and 'endpoint="search"' in line))
+                       if line.startswith("hubspot_sesam_upstream_retries_total") and 'endpoint="search"' in line))

@@ -21,7 +21,7 @@ from app.hubspot import HubSpotClient
 from app.object_types import standard_types
 from sandbox import Fault, Sandbox, SandboxServer
 
-from .test_deployment import free_port, wait_until_up
+from .test_deployment import _started, free_port, wait_until_up  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,26 +41,33 @@ class TestMetrics:
     def test_requests_entities_and_upstream_calls_are_counted(self, service: TestClient,
                                                                sandbox: Sandbox) -> None:
         """/metrics counts answers by path and status, entities sent, HubSpot calls by
-        endpoint and status, and retries."""
+        endpoint and status, and retries, each figure of an object type under its label."""
         sandbox.inject(Fault(endpoint="search", status=503, times=1))
         entities = orjson.loads(service.get("/get_contacts").content)
         service.get("/get_contacts", params={"limit": "0"})
-        assert metric(service, "hubspot_contacts_requests_total", path="/get_contacts",
+        deals = orjson.loads(service.get("/objects/deals").content)
+        assert metric(service, "hubspot_sesam_requests_total", path="/get_contacts",
                       status="200") == 1
-        assert metric(service, "hubspot_contacts_requests_total", path="/get_contacts",
+        assert metric(service, "hubspot_sesam_requests_total", path="/get_contacts",
                       status="400") == 1
-        assert metric(service, "hubspot_contacts_entities_total", kind="live") == len(entities)
-        assert metric(service, "hubspot_contacts_upstream_calls_total", endpoint="search",
-                      status="503") == 1
-        assert metric(service, "hubspot_contacts_upstream_retries_total", endpoint="search") == 1
-        assert metric(service, "hubspot_contacts_exports_total", outcome="ok") == 1
+        assert metric(service, "hubspot_sesam_entities_total", object_type="contacts",
+                      kind="live") == len(entities)
+        assert metric(service, "hubspot_sesam_entities_total", object_type="deals",
+                      kind="live") == len(deals) > 0
+        assert metric(service, "hubspot_sesam_upstream_calls_total", endpoint="search",
+                      object_type="contacts", status="503") == 1
+        assert metric(service, "hubspot_sesam_upstream_retries_total", endpoint="search",
+                      object_type="contacts") == 1
+        assert metric(service, "hubspot_sesam_exports_total", object_type="contacts", outcome="ok") == 1
+        assert metric(service, "hubspot_sesam_exports_total", object_type="deals", outcome="ok") == 1
+        assert metric(service, "hubspot_sesam_exports_in_progress", object_type="deals") == 0
 
     def test_metrics_are_prometheus_text(self, service: TestClient) -> None:
         """The exposition format Prometheus scrapes."""
         response = service.get("/metrics")
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/plain"), response.headers
-        assert "# TYPE hubspot_contacts_requests_total counter" in response.text
+        assert "# TYPE hubspot_sesam_requests_total counter" in response.text
 
 
 class TestSummaryLog:
@@ -168,3 +175,39 @@ class TestSecrets:
         assert lines and all(line.startswith("{") for line in lines), "not one JSON object per line"
         for line in lines:
             orjson.loads(line)
+
+
+class TestMetricsPerType:
+    def test_hubspots_budget_and_the_snapshots_age(self, service: TestClient, sandbox: Sandbox) -> None:
+        """What HubSpot's rate-limit headers say is left, and how old each type's archived
+        snapshot is, once an incremental export has listed it."""
+        sandbox.general_rate_per_10s = 50
+        since = orjson.loads(service.get("/get_contacts").content)[-1]["_updated"]
+        assert service.get("/get_contacts", params={"since": since}).status_code == 200
+        left = metric(service, "hubspot_sesam_hubspot_rate_limit_remaining", window="ten_seconds")
+        assert 0 < left < 50, left
+        assert metric(service, "hubspot_sesam_archived_snapshot_age_seconds", object_type="contacts") >= 0
+        assert "archived_snapshot_age_seconds{object_type=\"deals\"}" not in service.get("/metrics").text
+
+    def test_entities_count_while_the_body_streams(self, started) -> None:
+        """An export in progress shows in the gauge, and its entities count as they are sent,
+        not only when it ends."""
+        port = free_port()
+        process = started("--sandbox", PORT=str(port), SANDBOX_CONTACTS="5000")
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(url + "/health", process)
+        with requests.get(url + "/get_contacts", stream=True, timeout=60) as export:
+            chunks = export.iter_content(64 * 1024)
+            next(chunks)
+            during = requests.get(url + "/metrics", timeout=30).text
+            rest = sum(len(chunk) for chunk in chunks)
+        after = requests.get(url + "/metrics", timeout=30).text
+
+        def sample(text: str, name: str) -> float:
+            line = next((line for line in text.splitlines() if line.startswith(name)), f"{name} 0")
+            return float(line.rsplit(" ", 1)[1])
+
+        live = 'hubspot_sesam_entities_total{kind="live",object_type="contacts"}'
+        running = 'hubspot_sesam_exports_in_progress{object_type="contacts"}'
+        assert rest > 0 and sample(during, running) == 1 and sample(after, running) == 0, (during, after)
+        assert 0 < sample(during, live) < sample(after, live) == 4900, (sample(during, live), sample(after, live))

@@ -256,6 +256,21 @@ def server_ms(date: str | None, now: Callable[[], float] = time.time) -> int:
     return ms
 
 
+RATE_LIMIT_HEADERS = {"secondly": "X-HubSpot-RateLimit-Secondly-Remaining",
+                      "ten_seconds": "X-HubSpot-RateLimit-Remaining",
+                      "daily": "X-HubSpot-RateLimit-Daily-Remaining"}
+
+
+def rate_limits(headers: Mapping[str, str]) -> dict[str, int]:
+    """The calls HubSpot says are left in each of its windows, of those its answer names."""
+    left = {}
+    for window, name in RATE_LIMIT_HEADERS.items():
+        value = headers.get(name)
+        if value is not None and value.strip().isdigit():
+            left[window] = int(value)
+    return left
+
+
 def retry_after(value: str | None) -> float | None:
     """HubSpot's ``Retry-After`` in seconds (a number or an HTTP date), if it sent one."""
     if value is None:

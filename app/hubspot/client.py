@@ -24,7 +24,7 @@ from pyrate_limiter import Duration, Limiter, Rate
 from requests.adapters import HTTPAdapter
 
 from ..config import Settings
-from ..metrics import Metrics
+from ..metrics import NO_TYPE, Metrics
 from ..object_types import SCHEMAS_SCOPE, ObjectType, Schema
 from ..redact import Redactor, quote
 from . import answers
@@ -76,14 +76,15 @@ class HubSpotClient:
             cached = self._catalogues.get(kind.path)
             if cached is None or now - cached[0] > self._settings.properties_cache_seconds:
                 data, _, _ = self._call("GET", f"/crm/v3/properties/{kind.path}",
-                                        endpoint="properties", scope=kind.scope)
+                                        endpoint="properties", kind=kind.name, scope=kind.scope)
                 cached = self._catalogues[kind.path] = (now, answers.catalogue(data))
             return cached[1]
 
     def search(self, kind: ObjectType, body: Json) -> SearchPage:
         """One search request for records of ``kind``."""
         data, server_ms, calls = self._call("POST", f"/crm/v3/objects/{kind.path}/search",
-                                            json=body, endpoint="search", scope=kind.scope)
+                                            json=body, endpoint="search", kind=kind.name,
+                                            scope=kind.scope)
         return answers.search_page(data, kind, server_ms, calls)
 
     def archived_pages(self, kind: ObjectType) -> Iterator[ArchivedPage]:
@@ -96,7 +97,8 @@ class HubSpotClient:
             if after is not None:
                 params["after"] = after
             data, server_ms, calls = self._call("GET", f"/crm/v3/objects/{kind.path}",
-                                                params=params, endpoint="list", scope=kind.scope)
+                                                params=params, endpoint="list", kind=kind.name,
+                                                scope=kind.scope)
             page = answers.archived_page(data, kind, server_ms, calls)
             yield page
             if page.after is None:
@@ -105,7 +107,8 @@ class HubSpotClient:
 
     def schemas(self) -> list[Schema]:
         """The portal's custom objects."""
-        data, _, _ = self._call("GET", "/crm/v3/schemas", endpoint="schemas", scope=SCHEMAS_SCOPE)
+        data, _, _ = self._call("GET", "/crm/v3/schemas", endpoint="schemas", kind=NO_TYPE,
+                                scope=SCHEMAS_SCOPE)
         return answers.schemas(data)
 
     def associations(self, source: ObjectType, target: ObjectType,
@@ -113,7 +116,8 @@ class HubSpotClient:
         """One v4 batch read of the associations of records of ``source`` to ``target``."""
         data, _, calls = self._call(
             "POST", f"/crm/v4/associations/{source.path}/{target.path}/batch/read",
-            json={"inputs": inputs}, endpoint="associations", scope=f"{source.scope} and {target.scope}")
+            json={"inputs": inputs}, endpoint="associations", kind=source.name,
+            scope=f"{source.scope} and {target.scope}")
         return answers.associations(data, f"association ({source.name} to {target.name})", calls)
 
     def close(self) -> None:
@@ -121,9 +125,10 @@ class HubSpotClient:
 
     # -- one call, with budget, retries and error mapping ----------------------------
 
-    def _call(self, method: str, path: str, *, endpoint: str, scope: str,
+    def _call(self, method: str, path: str, *, endpoint: str, kind: str, scope: str,
               **kwargs: Any) -> tuple[Json, int, int]:
-        """(JSON body, HubSpot's clock in ms, requests it took) of one logical call."""
+        """(JSON body, HubSpot's clock in ms, requests it took) of one logical call of
+        ``endpoint`` for the object type named ``kind``."""
         settings = self._settings
         budget = self._search_budget if endpoint == "search" else self._general_budget
         retrying = tenacity.Retrying(
@@ -131,7 +136,7 @@ class HubSpotClient:
             wait=lambda state: self._wait(state, endpoint),
             stop=tenacity.stop_after_attempt(settings.max_retries + 1)
             | tenacity.stop_before_delay(settings.max_retry_wait_seconds),
-            before_sleep=lambda state: self._before_retry(state, endpoint),
+            before_sleep=lambda state: self._before_retry(state, endpoint, kind),
             reraise=True,
         )
         for attempt in retrying:
@@ -139,7 +144,7 @@ class HubSpotClient:
                 budget.acquire()
                 if endpoint != "search":
                     self._window.wait()
-                data, server_ms = self._send(method, path, endpoint, scope, **kwargs)
+                data, server_ms = self._send(method, path, endpoint, kind, scope, **kwargs)
                 return data, server_ms, attempt.retry_state.attempt_number
         raise AssertionError("unreachable: tenacity either returns or reraises")
 
@@ -159,8 +164,8 @@ class HubSpotClient:
                 backoff = max(backoff, 2.0)  # HubSpot: a locked resource wants at least 2 s
         return backoff
 
-    def _before_retry(self, state: tenacity.RetryCallState, endpoint: str) -> None:
-        self._metrics.upstream_retries.labels(endpoint).inc()
+    def _before_retry(self, state: tenacity.RetryCallState, endpoint: str, kind: str) -> None:
+        self._metrics.upstream_retries.labels(endpoint, kind).inc()
         error = state.outcome.exception() if state.outcome else None
         log.warning(
             "HubSpot call failed, retrying",
@@ -169,7 +174,7 @@ class HubSpotClient:
                    "correlation_id": getattr(error, "correlation_id", None)},
         )
 
-    def _send(self, method: str, path: str, endpoint: str, scope: str,
+    def _send(self, method: str, path: str, endpoint: str, kind: str, scope: str,
               **kwargs: Any) -> tuple[Json, int]:
         timeout = (self._settings.connect_timeout, self._settings.read_timeout)
         outcome = "error"
@@ -177,6 +182,8 @@ class HubSpotClient:
             response = self._session.request(method, self._api + path, timeout=timeout, **kwargs)
             outcome = str(response.status_code)
             self._window.note(response.headers)
+            for window, remaining in answers.rate_limits(response.headers).items():
+                self._metrics.rate_limit_remaining.labels(window).set(remaining)
             if response.status_code in SUCCESS_STATUS:
                 data = orjson.loads(response.content)
                 if not isinstance(data, dict):
@@ -199,7 +206,7 @@ class HubSpotClient:
                                f"HubSpot's answer could not be read: {type(exc).__name__}.",
                                retryable=True) from None
         finally:
-            self._metrics.upstream_calls.labels(endpoint, outcome).inc()
+            self._metrics.upstream_calls.labels(endpoint, kind, outcome).inc()
         try:
             body = orjson.loads(response.content)
         except ValueError:

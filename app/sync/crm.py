@@ -60,6 +60,13 @@ class Crm:
         read = (reader.attach(batch) for batch in batches(entities, ASSOCIATION_BATCH))
         return chain.from_iterable(self.workers.read_ahead(read, ASSOCIATION_READ_AHEAD))
 
+    def snapshot_ages(self) -> dict[str, float]:
+        """The age in seconds of each type's archived snapshot, of the types read so far."""
+        with self._lock:
+            exporters = list(self._exporters.values())
+        ages = {exporter.kind.name: exporter.snapshots.age() for exporter in exporters}
+        return {name: age for name, age in ages.items() if age is not None}
+
     def close(self) -> None:
         """Stop the background work; the client's connections go too."""
         self.workers.close()

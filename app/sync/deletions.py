@@ -128,6 +128,11 @@ class ArchivedSnapshots:
         self._lock = threading.Lock()
         self._current: Snapshot | None = None
 
+    def age(self) -> float | None:
+        """Seconds since the current snapshot's listing began; None before the first."""
+        current = self._current
+        return None if current is None else self._clock() - current.taken_at
+
     def current(self, on_page: Callable[[ArchivedPage], None]) -> Snapshot:
         """The snapshot, read anew if it is older than the interval (``on_page`` sees each
         listing page then). Concurrent callers wait for one listing and share it."""

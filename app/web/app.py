@@ -33,6 +33,7 @@ def create_app(settings: Settings, *, on_sandbox: bool = False,
     metrics = Metrics()
     crm = Crm(HubSpotClient(settings, metrics=metrics), settings, clock)
     handlers = Handlers(crm, metrics, on_sandbox=on_sandbox)
+    metrics.watch_snapshots(crm.snapshot_ages)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[None]:

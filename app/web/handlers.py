@@ -48,7 +48,7 @@ class Handlers:
         related = self._associated(associations)
         export = ExportCall(self._metrics, kind, since, limit)
         entities = self._crm.entities(kind, start, limit, export.stats, related)
-        chunks = json_array(entities, export.aborted)
+        chunks = json_array(export.counted(entities), export.aborted)
         try:
             # Read the first chunk here, so that a HubSpot failure before any byte is
             # answered with a proper error status instead of a broken 200.

@@ -65,6 +65,15 @@ class ExportCall:
         self._since = since
         self._limit = limit
         self._began = time.perf_counter()
+        metrics.exports_in_progress.labels(kind.name).inc()
+
+    def counted(self, entities: Iterable[Entity]) -> Iterator[Entity]:
+        """``entities``, counted in the metrics as they are sent."""
+        live = self._metrics.entities.labels(self._kind.name, "live")
+        deleted = self._metrics.entities.labels(self._kind.name, "deleted")
+        for entity in entities:
+            (deleted if entity.get("_deleted") else live).inc()
+            yield entity
 
     def aborted(self, failure: Exception) -> str:
         """The body was cut short by ``failure``: the reason its trailer gives."""
@@ -91,10 +100,9 @@ class ExportCall:
         error, with its traceback when it is the service's own (not HubSpot's)."""
         duration = time.perf_counter() - self._began
         stats = self.stats
-        self._metrics.exports.labels(outcome).inc()
-        self._metrics.export_seconds.observe(duration)
-        self._metrics.entities.labels("live").inc(stats.entities - stats.deleted)
-        self._metrics.entities.labels("deleted").inc(stats.deleted)
+        self._metrics.exports_in_progress.labels(self._kind.name).dec()
+        self._metrics.exports.labels(self._kind.name, outcome).inc()
+        self._metrics.export_seconds.labels(self._kind.name).observe(duration)
         level = {"ok": logging.INFO, "client_gone": logging.WARNING}.get(outcome, logging.ERROR)
         own_bug = failure is not None and not isinstance(failure, HubSpotError)
         log.log(level, "export of %s %s", self._kind.name, outcome,
