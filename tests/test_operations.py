@@ -211,3 +211,29 @@ class TestMetricsPerType:
         running = 'hubspot_sesam_exports_in_progress{object_type="contacts"}'
         assert rest > 0 and sample(during, running) == 1 and sample(after, running) == 0, (during, after)
         assert 0 < sample(during, live) < sample(after, live) == 4900, (sample(during, live), sample(after, live))
+
+
+DASHBOARD = ROOT / "examples" / "grafana" / "hubspot-sesam.json"
+
+
+def test_the_dashboard_asks_only_for_what_the_service_exports(service: TestClient, sandbox: Sandbox) -> None:
+    """Every query of the Grafana dashboard in examples/ names metrics the service serves, and
+    groups them only by labels those metrics carry."""
+    sandbox.general_rate_per_10s = 50
+    sandbox.inject(Fault(endpoint="search", status=503, times=1))  # a retry, counted
+    since = orjson.loads(service.get("/get_contacts").content)[-1]["_updated"]
+    service.get("/get_contacts", params={"since": since})
+    served: dict[str, set[str]] = {}
+    for line in service.get("/metrics").text.splitlines():
+        match = re.fullmatch(r"(hubspot_sesam_\w+)(?:\{(.*)\})? \S+", line)
+        if match:
+            served.setdefault(match[1], set()).update(re.findall(r"(\w+)=", match[2] or ""))
+    queries = [target["expr"] for panel in orjson.loads(DASHBOARD.read_bytes())["panels"]
+               for target in panel["targets"]]
+    assert queries, "the dashboard has no query"
+    for query in queries:
+        names = re.findall(r"\bhubspot_sesam_\w+", query)
+        assert names and all(name in served for name in names), (query, sorted(served))
+        grouped = {label.strip() for by in re.findall(r"by \(([^)]*)\)", query) for label in by.split(",")}
+        carried = set.union(*(served[name] for name in names)) | {"le"}
+        assert grouped <= carried, f"{query}: groups by {grouped - carried}, which its metrics lack"
