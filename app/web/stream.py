@@ -19,6 +19,7 @@ from ..sync import Entity, ExportStats
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
+PROGRESS_SECONDS = 30.0  # a running export says how far it got this often
 
 
 def json_array(entities: Iterable[Entity], on_abort: Callable[[Exception], str]) -> Iterator[bytes]:
@@ -68,11 +69,21 @@ class ExportCall:
         metrics.exports_in_progress.labels(kind.name).inc()
 
     def counted(self, entities: Iterable[Entity]) -> Iterator[Entity]:
-        """``entities``, counted in the metrics as they are sent."""
+        """``entities``, counted in the metrics as they are sent, with a progress line every
+        PROGRESS_SECONDS."""
         live = self._metrics.entities.labels(self._kind.name, "live")
         deleted = self._metrics.entities.labels(self._kind.name, "deleted")
+        sent, due = 0, self._began + PROGRESS_SECONDS
         for entity in entities:
             (deleted if entity.get("_deleted") else live).inc()
+            sent += 1
+            if (now := time.perf_counter()) >= due:
+                due = now + PROGRESS_SECONDS
+                seconds = now - self._began
+                log.info("export of %s in progress: %d entities in %.0f s", self._kind.name, sent,
+                         seconds, extra={"object_type": self._kind.name, "since": self._since,
+                                         "entities": sent, "duration_s": round(seconds, 3),
+                                         "entities_per_s": round(sent / seconds, 1)})
             yield entity
 
     def aborted(self, failure: Exception) -> str:
