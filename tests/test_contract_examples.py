@@ -162,6 +162,12 @@ def deals_after_changes(configure: Callable[..., TestClient], sandbox: Sandbox) 
     return service.get("/objects/deals", params={"since": offset, "associations": "contacts,companies"})
 
 
+def ready_without_the_deals_scope(configure: Callable[..., TestClient], sandbox: Sandbox) -> httpx.Response:
+    """Readiness of a service set up for deals, whose token may not read them."""
+    sandbox.scopes.discard("crm.objects.deals.read")
+    return configure(object_properties=(("deals", ("dealname",)),)).get("/ready")
+
+
 def entity_kind(entity: dict) -> str:
     if "mergedInto" in entity:
         return "merged away"
@@ -174,6 +180,8 @@ SCENARIOS: dict[str, Provoke] = {
     "GET /objects/{objectType} 200 application/json example": deals_after_changes,
     "GET /objects/{objectType} 404 application/problem+json example": request("/objects/2-999"),
     "GET /health 200 application/json example": request("/health"),
+    "GET /ready 200 application/json example": request("/ready"),
+    "notReady": ready_without_the_deals_scope,
     "GET /metrics 200 text/plain example": request("/metrics"),
     "credentials": request("/get_contacts", auth_username="sesam", auth_password="secret"),
     "invalidLimit": request("/get_contacts?limit=0"),

@@ -7,6 +7,7 @@ import base64
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -252,3 +253,66 @@ def test_a_long_export_says_how_far_it_got(service: TestClient, monkeypatch: pyt
         [r.getMessage() for r in lines][-3:])
     assert [r.entities for r in progress] == list(range(1, 51)), [r.entities for r in progress][:5]  # type: ignore[attr-defined]
     assert all(r.entities_per_s > 0 for r in progress)  # type: ignore[attr-defined]
+
+
+def probes(sandbox: Sandbox) -> list[str]:
+    """The paths of the one-record reads readiness sends (limit=1 on the list API)."""
+    return [r["path"] for r in sandbox.request_log if r["query"].get("limit") == ["1"]]
+
+
+class TestReadiness:
+    def test_ready_names_what_it_checked_and_asks_hubspot_once_a_minute(
+            self, service: TestClient, sandbox: Sandbox) -> None:
+        """200 with each check; within the interval a second call asks HubSpot nothing; a type
+        exported since is checked once the interval has passed."""
+        first = service.get("/ready")
+        assert first.status_code == 200, first.text
+        assert first.json() == {"status": "ready", "checks": {"contacts": "ok", "daily allowance": "ok"}}
+        assert service.get("/ready").status_code == 200 and probes(sandbox) == ["/crm/v3/objects/contacts"]
+        assert service.get("/objects/deals", params={"limit": "1"}).status_code == 200
+        sandbox.advance(61_000)
+        again = service.get("/ready")
+        assert again.json()["checks"] == {"contacts": "ok", "deals": "ok", "daily allowance": "ok"}, again.text
+
+    def test_a_missing_scope_is_named_per_type(self, configure, sandbox: Sandbox) -> None:
+        """A type the service is set up for but the token may not read: 503, naming the type
+        and its scope; the other types still checked."""
+        sandbox.scopes.discard("crm.objects.tickets.read")
+        sandbox.scopes.discard("tickets")
+        response = configure(object_properties=(("tickets", ("subject",)), ("deals", ("dealname",)))).get("/ready")
+        assert response.status_code == 503 and response.json()["title"] == "Not ready", response.text
+        checks = response.json()["checks"]
+        assert checks["contacts"] == checks["deals"] == "ok", checks
+        assert "tickets" in checks["tickets"] and "lacks a scope" in checks["tickets"], checks
+        assert response.json()["detail"].startswith("tickets: HubSpot access token lacks a scope"), response.text
+        assert int(response.headers["retry-after"]) >= 1
+
+    @pytest.mark.parametrize("fault,says", [
+        (Fault(endpoint="any", status=401, times=None), "HubSpot refused the access token"),
+        (Fault(endpoint="any", kind="daily", times=None), "HubSpot daily limit reached"),
+    ])
+    def test_hubspot_refusing_fails_it_at_once(self, configure, sandbox: Sandbox, fault: Fault,
+                                               says: str, caplog: pytest.LogCaptureFixture) -> None:
+        """A refused token or a used-up day fails readiness after one read (not once per type,
+        not retried), and is logged once, as a warning, however often it is asked."""
+        service = configure(object_properties=(("deals", ("dealname",)),))
+        sandbox.inject(fault)
+        with caplog.at_level(logging.WARNING):
+            answers = [service.get("/ready") for _ in range(3)]
+        assert all(a.status_code == 503 and says in a.json()["detail"] for a in answers), answers[0].text
+        assert len(probes(sandbox)) == 1, probes(sandbox)
+        logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(logged) == 1 and says in logged[0], logged
+
+    def test_unreachable(self, configure) -> None:
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+        response = configure(base_url=f"http://127.0.0.1:{port}").get("/ready")
+        assert response.status_code == 503 and "HubSpot unreachable" in response.json()["detail"], response.text
+
+    def test_open_without_credentials(self, configure) -> None:
+        """Like /health, for monitors that carry no credentials."""
+        guarded = configure(auth_username="sesam", auth_password="s3cret")
+        assert guarded.get("/ready").status_code == 200
+        assert guarded.get("/get_contacts", params={"limit": "1"}).status_code == 401

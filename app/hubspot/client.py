@@ -67,6 +67,7 @@ class HubSpotClient:
         self._catalogue_lock = threading.Lock()
         self._catalogues: dict[str, tuple[float, list[str]]] = {}  # by type
         self._metrics = metrics or Metrics()
+        self._daily_left: int | None = None  # what HubSpot last said of its daily allowance
 
     def catalogue(self, kind: ObjectType) -> list[str]:
         """The names of every property of ``kind`` (HubSpot's property catalogue), cached
@@ -120,21 +121,33 @@ class HubSpotClient:
             scope=f"{source.scope} and {target.scope}")
         return answers.associations(data, f"association ({source.name} to {target.name})", calls)
 
+    def probe(self, kind: ObjectType) -> None:
+        """One read of a record of ``kind``, not retried: raises the `HubSpotError` that
+        says why HubSpot would not serve an export of it (unreachable, token refused,
+        scope missing, clock unusable), if any."""
+        self._call("GET", f"/crm/v3/objects/{kind.path}", params={"limit": 1},
+                   endpoint="probe", kind=kind.name, scope=kind.scope, attempts=1)
+
+    def daily_calls_left(self) -> int | None:
+        """The calls HubSpot's last answer that said so left for the day; None if none did."""
+        return self._daily_left
+
     def close(self) -> None:
         self._session.close()
 
     # -- one call, with budget, retries and error mapping ----------------------------
 
     def _call(self, method: str, path: str, *, endpoint: str, kind: str, scope: str,
-              **kwargs: Any) -> tuple[Json, int, int]:
+              attempts: int | None = None, **kwargs: Any) -> tuple[Json, int, int]:
         """(JSON body, HubSpot's clock in ms, requests it took) of one logical call of
-        ``endpoint`` for the object type named ``kind``."""
+        ``endpoint`` for the object type named ``kind``, in at most ``attempts`` requests
+        (default: as configured)."""
         settings = self._settings
         budget = self._search_budget if endpoint == "search" else self._general_budget
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(lambda e: isinstance(e, HubSpotError) and e.retryable),
             wait=lambda state: self._wait(state, endpoint),
-            stop=tenacity.stop_after_attempt(settings.max_retries + 1)
+            stop=tenacity.stop_after_attempt(attempts or settings.max_retries + 1)
             | tenacity.stop_before_delay(settings.max_retry_wait_seconds),
             before_sleep=lambda state: self._before_retry(state, endpoint, kind),
             reraise=True,
@@ -184,6 +197,8 @@ class HubSpotClient:
             self._window.note(response.headers)
             for window, remaining in answers.rate_limits(response.headers).items():
                 self._metrics.rate_limit_remaining.labels(window).set(remaining)
+                if window == "daily":
+                    self._daily_left = remaining
             if response.status_code in SUCCESS_STATUS:
                 data = orjson.loads(response.content)
                 if not isinstance(data, dict):

@@ -60,6 +60,14 @@ class Crm:
         read = (reader.attach(batch) for batch in batches(entities, ASSOCIATION_BATCH))
         return chain.from_iterable(self.workers.read_ahead(read, ASSOCIATION_READ_AHEAD))
 
+    def set_up_for(self) -> list[str]:
+        """The names of the types the service is configured for or was asked for since it
+        started: contacts, those of HUBSPOT_OBJECT_PROPERTIES, those exported."""
+        with self._lock:
+            exported = [exporter.kind.name for exporter in self._exporters.values()]
+        configured = [name for name, _ in self._settings.object_properties]
+        return list(dict.fromkeys([CONTACTS, *configured, *exported]))
+
     def snapshot_ages(self) -> dict[str, float]:
         """The age in seconds of each type's archived snapshot, of the types read so far."""
         with self._lock:

@@ -17,22 +17,25 @@ from ..hubspot import HubSpotClient, HubSpotError
 from ..metrics import Metrics
 from ..redact import Redactor
 from ..sync import Crm
+from ..sync.readiness import ReadinessCheck
 from .handlers import Handlers
 from .middleware import BasicAuth, CountRequests, RedactResponses, RequestLimits
 from .problems import Logged, hubspot_failure, quietly
 from .validation import NamedParameterValidator
 
 SPEC_DIR = Path(__file__).resolve().parents[2]  # openapi.yaml lives at the top level
-NAMED_PATHS = frozenset({"/get_contacts", "/health", "/metrics"})  # metric labels of their own
+NAMED_PATHS = frozenset({"/get_contacts", "/health", "/ready", "/metrics"})  # metric labels of their own
 
 
 def create_app(settings: Settings, *, on_sandbox: bool = False,
                clock: Callable[[], float] = time.monotonic) -> connexion.AsyncApp:
     """The service: its HubSpot client, the CRM it exports, metrics and the HTTP surface.
-    ``clock`` times the archived snapshots' refresh (tests tie it to the sandbox's clock)."""
+    ``clock`` times the archived snapshots' refresh and the readiness checks (tests tie it to
+    the sandbox's clock)."""
     metrics = Metrics()
-    crm = Crm(HubSpotClient(settings, metrics=metrics), settings, clock)
-    handlers = Handlers(crm, metrics, on_sandbox=on_sandbox)
+    client = HubSpotClient(settings, metrics=metrics)
+    crm = Crm(client, settings, clock)
+    handlers = Handlers(crm, ReadinessCheck(client, crm, clock=clock), metrics, on_sandbox=on_sandbox)
     metrics.watch_snapshots(crm.snapshot_ages)
 
     @contextlib.asynccontextmanager

@@ -17,7 +17,8 @@ from starlette.responses import Response, StreamingResponse
 from ..metrics import Metrics
 from ..object_types import CONTACTS, ObjectType, UnknownObjectType
 from ..sync import Crm, InvalidSince, parse_since
-from .problems import logged
+from ..sync.readiness import READY_SECONDS, ReadinessCheck
+from .problems import logged, not_ready
 from .stream import ExportCall, json_array
 
 OPERATION_PREFIX = "app.handlers."
@@ -26,8 +27,10 @@ OPERATION_PREFIX = "app.handlers."
 class Handlers:
     """The operations, bound to the CRM they export from."""
 
-    def __init__(self, crm: Crm, metrics: Metrics, *, on_sandbox: bool) -> None:
+    def __init__(self, crm: Crm, readiness: ReadinessCheck, metrics: Metrics, *,
+                 on_sandbox: bool) -> None:
         self._crm = crm
+        self._readiness = readiness
         self._metrics = metrics
         self._on_sandbox = on_sandbox
 
@@ -76,6 +79,13 @@ class Handlers:
     def health(self) -> tuple[dict[str, Any], int, dict[str, str]]:
         # Named, because the operation also declares a problem+json answer (its 400).
         return ({"status": "ok", "sandbox": self._on_sandbox}, 200,
+                {"Content-Type": "application/json"})
+
+    def ready(self) -> tuple[dict[str, Any], int, dict[str, str]]:
+        report = self._readiness.report()
+        if not report.ready:
+            raise not_ready(report, READY_SECONDS)
+        return ({"status": "ready", "checks": report.checks}, 200,
                 {"Content-Type": "application/json"})
 
     def metrics(self) -> Response:

@@ -11,6 +11,7 @@ from connexion.middleware.exceptions import ExceptionMiddleware
 from starlette.types import Send
 
 from ..hubspot import HubSpotError
+from ..sync.readiness import Readiness
 
 UNAVAILABLE_RETRY_SECONDS = 10.0  # when a 503 has no advice of HubSpot's
 
@@ -38,6 +39,13 @@ def logged(failure: Exception) -> Logged:
         return problem
     internal = InternalServerError()
     return Logged(status=500, title=internal.title, detail=internal.detail)
+
+
+def not_ready(report: Readiness, retry_after: float) -> Logged:
+    """A readiness that does not hold: a 503 naming each failure, with every check."""
+    return Logged(status=503, title="Not ready", detail="; ".join(report.failures),
+                  ext={"checks": report.checks},
+                  headers={"Retry-After": str(max(1, round(retry_after)))})
 
 
 def hubspot_failure(request: ConnexionRequest, error: Exception) -> ConnexionResponse:

@@ -10,7 +10,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..problems import send_problem
 
-OPEN_PATHS = frozenset({"/health"})  # answered without credentials (container health checks)
+# Answered without credentials: container health checks and monitors (/ready asks HubSpot
+# at most once a minute, whatever calls it).
+OPEN_PATHS = frozenset({"/health", "/ready"})
 
 
 class BasicAuth:
