@@ -105,6 +105,13 @@ class TestSince:
         assert caught.value.detail.startswith("HubSpot's search answer could not be used: contacts "
                                               "record '42' has no usable 'lastmodifieddate': "), caught.value
 
+    def test_the_largest_hubspot_id_is_accepted(self) -> None:
+        """A token may name HubSpot's largest id (2^63 - 1), as a record or merged away;
+        only a larger one is refused."""
+        token = encode_key((1709633472345, MAX_ID))
+        assert parse_since(token) == (1709633472345, MAX_ID, ALL_IDS)
+        assert parse_since(f"{encode_key((1709633472345, 5))}~{MAX_ID:019d}") == (1709633472345, 6, MAX_ID)
+
     def test_absent_is_a_full_export(self) -> None:
         """No since: start before every contact."""
         assert parse_since(None) == START_POSITION

@@ -490,23 +490,24 @@ class TestUpstreamFailure:
         assert response.headers["content-type"] == "application/problem+json"
         assert int(response.headers["retry-after"]) >= 1, response.headers
 
-    @pytest.mark.parametrize("body", [
-        {"results": [], "paging": {"next": {"after": "200"}}},
-        {"results": [{"id": "1", "properties": {}}]},
-        {"results": [{"properties": {"lastmodifieddate": "2024-01-01T00:00:00Z"}}]},
-        {"results": [], "paging": "next"},
-        {"results": 5},
-        {"results": ["5"]},
+    @pytest.mark.parametrize("body,says", [
+        ({"results": [], "paging": {"next": {"after": "200"}}}, "announced more search results but sent none"),
+        ({"results": [{"id": "1", "properties": {}}]}, "record '1' has no usable 'lastmodifieddate'"),
+        ({"results": [{"properties": {"lastmodifieddate": "2024-01-01T00:00:00Z"}}]}, "has no usable id"),
+        ({"results": [], "paging": "next"}, "'paging' is not HubSpot's paging object"),
+        ({"results": 5}, "'results' is int, not a list"),
+        ({"results": ["5"]}, "has no usable id"),
     ])
     def test_an_unusable_answer_is_hubspots_failure(self, service: TestClient, sandbox: Sandbox,
-                                                   body: dict) -> None:
+                                                   body: dict, says: str) -> None:
         """A HubSpot answer that parses but cannot be used (more promised but nothing sent,
         a contact without time or id, paging or results of the wrong shape) is a 502 that
-        says so and names the search, not a 500 or a short array."""
+        says so, names the search and what was wrong, not a 500 or a short array."""
         sandbox.inject(Fault(endpoint="search", status=200, body=body, times=None))
         response = service.get("/get_contacts")
         assert response.status_code == 502, response.text[:300]
-        assert "HubSpot's search answer could not be used" in response.json()["detail"], response.text
+        detail = response.json()["detail"]
+        assert detail.startswith("HubSpot's search answer could not be used: ") and says in detail, detail
 
     @pytest.mark.parametrize("limit", [None, 5])
     def test_an_answer_without_a_total_is_used(self, service: TestClient, sandbox: Sandbox,
