@@ -25,6 +25,14 @@ from app.object_types import STANDARD_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "sesam"
+# What Sesam's documentation defines (docs.sesam.io: the microservice system, sources in
+# general and their continuation flags, the json source).
+SYSTEM_PROPERTIES = {"_id", "name", "type", "comment", "docker", "use_https", "verify_ssl", "username",
+                     "password", "authentication", "connect_timeout", "read_timeout", "eager_load"}
+DOCKER_PROPERTIES = {"image", "port", "username", "password", "memory", "cpu_quota", "cpu_period",
+                     "cpuset_cpus", "environment", "hosts", "skip_pull", "pull_image_cron_expression"}
+JSON_SOURCE_PROPERTIES = {"type", "comment", "system", "url", "supports_signalling", "page_size", "subset",
+                          "headers", "supports_since", "is_since_comparable", "is_chronological"}
 
 
 def free_port() -> int:
@@ -80,6 +88,16 @@ class TestSesamExamples:
         assert source["supports_since"] is True and source.get("is_since_comparable", True)
         if "page_size" in source:
             assert source["is_chronological"] is True, "page_size needs is_chronological"
+        undocumented = set(source) - JSON_SOURCE_PROPERTIES
+        assert not undocumented, f"{name}: a json source has no {sorted(undocumented)}"
+
+    def test_the_system_uses_only_what_sesam_documents(self) -> None:
+        """Every property of the example system is one Sesam documents for a
+        system:microservice, and verify_ssl is not set on a service spoken to in plain HTTP."""
+        system = json.loads((EXAMPLES / "system.json").read_text())
+        assert set(system) <= SYSTEM_PROPERTIES, sorted(set(system) - SYSTEM_PROPERTIES)
+        assert set(system["docker"]) <= DOCKER_PROPERTIES, sorted(set(system["docker"]) - DOCKER_PROPERTIES)
+        assert "verify_ssl" not in system or system.get("use_https") is True, system
 
 
 def documented(spec: dict, path: str, query: dict[str, list[str]]) -> dict | None:
@@ -191,3 +209,12 @@ class TestStartCommand:
         output, _ = process.communicate(timeout=30)
         assert process.returncode != 0, output
         assert output.strip().count("\n") == 0 and "HUBSPOT_SEARCH_PAGE_SIZE" in output, output
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("pipe*.json")))
+def test_every_example_pipe_reads_the_sandbox(name: str, service) -> None:
+    """Each example pipe's URL answers on the sandbox, the custom object's placeholder too
+    (it names the sandbox's own custom object), so a new user can try them all."""
+    url = json.loads((EXAMPLES / name).read_text())["source"]["url"]
+    response = service.get("/" + url, params={"limit": "1"})
+    assert response.status_code == 200 and len(response.json()) == 1, f"{name}: {response.text[:300]}"
