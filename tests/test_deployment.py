@@ -149,6 +149,26 @@ class TestDockerfile:
         assert "TOKEN" not in text, "no secret may be baked into the image"
 
 
+class TestRelease:
+    WORKFLOW = ROOT / ".github" / "workflows" / "release.yml"
+
+    def test_the_workflow_is_valid_and_publishes_the_image_on_a_version_tag(self) -> None:
+        """The release workflow is valid under SchemaStore's schema for GitHub workflows, runs
+        on a version tag only, and builds and pushes the Dockerfile on its default base (the
+        official Python image)."""
+        checker = shutil.which("check-jsonschema") or str(Path(sys.executable).parent / "check-jsonschema")
+        result = subprocess.run([checker, "--builtin-schema", "vendor.github-workflows", str(self.WORKFLOW)],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        workflow = yaml.safe_load(self.WORKFLOW.read_text())
+        trigger = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+        assert trigger == {"push": {"tags": ["v*"]}}, trigger
+        steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+        (build,) = [step for step in steps if step.get("uses", "").startswith("docker/build-push-action@")]
+        assert build["with"]["push"] is True and build["with"]["context"] == ".", build
+        assert "build-args" not in build["with"], "the release builds on the Dockerfile's default base"
+
+
 @pytest.fixture(name="started")
 def _started():
     """Start `python -m app` as the image does, on loopback, and stop it afterwards."""
