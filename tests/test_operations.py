@@ -316,3 +316,21 @@ class TestReadiness:
         guarded = configure(auth_username="sesam", auth_password="s3cret")
         assert guarded.get("/ready").status_code == 200
         assert guarded.get("/get_contacts", params={"limit": "1"}).status_code == 401
+
+
+def test_the_metrics_label_sets_stay_bounded(service: TestClient) -> None:
+    """However many unknown types, paths and parameters a caller tries, /metrics gains no
+    label value for them: unknown types are refused before anything is counted per type, and
+    unknown paths share one label."""
+    service.get("/get_contacts", params={"limit": "1"})
+    before = service.get("/metrics").text
+    for n in range(40):
+        service.get(f"/objects/2-{900000 + n}")
+        service.get(f"/objects/p1_thing{n}")
+        service.get(f"/nowhere/{n}")
+        service.get("/get_contacts", params={f"x{n}": "1"})
+    after = service.get("/metrics").text
+    labels = lambda text: {value for value in re.findall(r'="([^"]*)"', text)}  # noqa: E731
+    new = labels(after) - labels(before)
+    # The service's own words only: statuses, the shared labels, and the one schemas read.
+    assert new <= {"200", "400", "404", "other", "/objects/{objectType}", "/metrics", "schemas", "-"}, sorted(new)
