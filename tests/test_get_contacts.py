@@ -543,6 +543,29 @@ class TestUpstreamFailure:
             orjson.loads(response.content)
 
 
+def test_a_long_export_says_how_far_it_got(service: TestClient, monkeypatch: pytest.MonkeyPatch,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    """A running export logs a progress line every PROGRESS_SECONDS (here: at once), with the
+    entities sent so far, the rate, and what HubSpot's count says is left, before its
+    summary."""
+    monkeypatch.setattr("app.web.stream.PROGRESS_SECONDS", 0.0)
+    with caplog.at_level(logging.INFO, logger="app.web.stream"):
+        everything = orjson.loads(service.get("/get_contacts").content)
+    (first, *_) = [r for r in caplog.records if "in progress" in r.getMessage()]
+    assert first.expected == len(everything), (first.expected, len(everything))  # type: ignore[attr-defined]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="app.web.stream"):
+        entities = orjson.loads(service.get("/get_contacts", params={"limit": "50"}).content)
+    lines = [r for r in caplog.records if r.name == "app.web.stream"]
+    progress = [r for r in lines if "in progress" in r.getMessage()]
+    assert len(progress) == len(entities) == 50 and lines[-1].getMessage() == "export of contacts ok", (
+        [r.getMessage() for r in lines][-3:])
+    assert [r.entities for r in progress] == list(range(1, 51)), [r.entities for r in progress][:5]  # type: ignore[attr-defined]
+    assert all(r.entities_per_s > 0 for r in progress)  # type: ignore[attr-defined]
+    assert {r.expected for r in progress} == {50}, {r.expected for r in progress}  # type: ignore[attr-defined]
+    assert progress[-1].seconds_left < progress[0].seconds_left, "the time left does not fall"  # type: ignore[attr-defined]
+
+
 class TestFailureLoggedOnce:
     """Each failed export is one error line in the log, its summary, whichever way it failed."""
 

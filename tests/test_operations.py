@@ -240,20 +240,6 @@ def test_the_dashboard_asks_only_for_what_the_service_exports(service: TestClien
         assert grouped <= carried, f"{query}: groups by {grouped - carried}, which its metrics lack"
 
 
-def test_a_long_export_says_how_far_it_got(service: TestClient, monkeypatch: pytest.MonkeyPatch,
-                                           caplog: pytest.LogCaptureFixture) -> None:
-    """A running export logs a progress line every PROGRESS_SECONDS (here: at once), with the
-    entities sent so far and the rate, before its summary."""
-    monkeypatch.setattr("app.web.stream.PROGRESS_SECONDS", 0.0)
-    with caplog.at_level(logging.INFO, logger="app.web.stream"):
-        entities = orjson.loads(service.get("/get_contacts", params={"limit": "50"}).content)
-    lines = [r for r in caplog.records if r.name == "app.web.stream"]
-    progress = [r for r in lines if "in progress" in r.getMessage()]
-    assert len(progress) == len(entities) == 50 and lines[-1].getMessage() == "export of contacts ok", (
-        [r.getMessage() for r in lines][-3:])
-    assert [r.entities for r in progress] == list(range(1, 51)), [r.entities for r in progress][:5]  # type: ignore[attr-defined]
-    assert all(r.entities_per_s > 0 for r in progress)  # type: ignore[attr-defined]
-
 
 def probes(sandbox: Sandbox) -> list[str]:
     """The paths of the one-record reads readiness sends (limit=1 on the list API)."""

@@ -51,6 +51,9 @@ class ExportStats:
     upstream_calls: int = 0  # HubSpot requests, retries included
     retries: int = 0
     error: str | None = None  # why the body was cut short, if it was
+    # Live records after the start by HubSpot's count (its first search's `total`): about how
+    # many entities the export holds, for its progress line.
+    expected: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_calls(self, calls: int) -> None:
@@ -194,6 +197,8 @@ class _Pass:
                         break
                     page = in_flight.popleft().result()
                     stats.count_calls(page.calls)
+                    if stats.expected is None:
+                        stats.expected = page.total
                     self.latest_ms = max(self.latest_ms, page.server_ms)
                     horizon = page.server_ms - self._settle_ms
                     walk.fix_horizon(horizon if self._cap is None else min(horizon, self._cap))

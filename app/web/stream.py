@@ -79,12 +79,21 @@ class ExportCall:
             sent += 1
             if (now := time.perf_counter()) >= due:
                 due = now + PROGRESS_SECONDS
-                seconds = now - self._began
-                log.info("export of %s in progress: %d entities in %.0f s", self._kind.name, sent,
-                         seconds, extra={"object_type": self._kind.name, "since": self._since,
-                                         "entities": sent, "duration_s": round(seconds, 3),
-                                         "entities_per_s": round(sent / seconds, 1)})
+                self._progress(sent, now - self._began)
             yield entity
+
+    def _progress(self, sent: int, seconds: float) -> None:
+        rate = sent / seconds if seconds > 0 else 0.0
+        expected = self.stats.expected
+        if expected is not None and self._limit is not None:
+            expected = min(expected, self._limit)
+        left = None if expected is None or rate <= 0 else max(expected - sent, 0) / rate
+        outlook = "" if left is None else f" of about {expected}, about {left:.0f} s left"
+        log.info("export of %s in progress: %d entities in %.0f s%s", self._kind.name, sent, seconds,
+                 outlook, extra={"object_type": self._kind.name, "since": self._since, "entities": sent,
+                                 "duration_s": round(seconds, 3), "entities_per_s": round(rate, 1),
+                                 "expected": expected,
+                                 "seconds_left": None if left is None else round(left, 1)})
 
     def aborted(self, failure: Exception) -> str:
         """The body was cut short by ``failure``: the reason its trailer gives."""
