@@ -59,7 +59,7 @@ class ReadinessCheck:
             if self._last is None or now - self._last[0] >= self._interval:
                 previous = self._last[1] if self._last else None
                 self._last = (now, self._check())
-                if not self._last[1].ready and (previous is None or previous != self._last[1]):
+                if not self._last[1].ready and self._last[1] != previous:
                     log.warning("not ready: %s", "; ".join(self._last[1].failures))
             return self._last[1]
 
@@ -69,9 +69,7 @@ class ReadinessCheck:
         for name in self._crm.set_up_for():
             try:
                 kinds.append(self._crm.types.resolve(name))
-            except UnknownObjectType as exc:
-                checks[name] = str(exc)
-            except HubSpotError as exc:
+            except (UnknownObjectType, HubSpotError) as exc:
                 checks[name] = str(exc)
         for kind in kinds:
             try:
