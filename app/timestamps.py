@@ -7,10 +7,13 @@ import re
 from datetime import datetime, timezone
 from functools import lru_cache
 
+from .redact import quote
+
 MIN_MS = 0  # 1970-01-01T00:00:00.000Z
 MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: the last instant with a 4-digit year
 
 _EPOCH_MS = re.compile(r"-?\d{1,30}", re.ASCII)
+SHOWN = 80  # characters of a refused value quoted back (redacted before it is cut)
 
 
 def parse_timestamp(value: str) -> int:
@@ -23,13 +26,13 @@ def parse_timestamp(value: str) -> int:
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"not an ISO-8601 timestamp: {value[:80]!r}") from None
+            raise ValueError(f"not an ISO-8601 timestamp: {quote(value, SHOWN)!r}") from None
         if parsed.tzinfo is None:
             # HubSpot timestamps are UTC; a zoneless value is read the same way.
             parsed = parsed.replace(tzinfo=timezone.utc)
         ms = _datetime_to_ms(parsed)
     if not MIN_MS <= ms <= MAX_MS:
-        raise ValueError(f"timestamp {value[:80]!r} is outside 1970-01-01 .. 9999-12-31")
+        raise ValueError(f"timestamp {quote(value, SHOWN)!r} is outside 1970-01-01 .. 9999-12-31")
     return ms
 
 

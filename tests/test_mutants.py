@@ -18,12 +18,15 @@ from typing import Any, Callable
 import pytest
 from starlette.testclient import TestClient
 
+from app import redact
+from app.hubspot import answers
 from app.sync import export, walk
 from sandbox import Sandbox
 
 from . import test_continuation as unit
 from . import test_deletions as deletions_level
 from . import test_get_contacts as service_level
+from . import test_untrusted_answers as untrusted
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,26 @@ MUTANTS = {
     "no equal-position de-duplication": (
         Mutant(export._Pass, "entities", "last = position", "last = None"),
         service_test(deletions_level.TestEqualPositions().test_a_deletion_on_the_position_of_its_live_version_wins)),
+    # Bounds a mutation audit found unpinned (issue 20), and the fixes of its findings.
+    "a correlationId that merely starts with a UUID": (
+        Mutant(redact, "correlation_id", "_UUID.fullmatch(value)", "_UUID.match(value)"),
+        lambda service, sandbox, configure: untrusted.TestExactBounds().test_a_correlation_id_is_a_whole_uuid(
+            configure, sandbox, "0", False)),
+    "a cut quote three characters over its limit": (
+        Mutant(redact, "quote", "line[:max(limit - len(ELLIPSIS), 0)] + ELLIPSIS[:limit]",
+               "line[:limit] + ELLIPSIS"),
+        lambda *_: untrusted.TestExactBounds().test_a_quote_is_never_longer_than_its_limit(redact.QUOTE_LIMIT, 1)),
+    "a quote cut before the token is redacted": (
+        Mutant(redact, "quote", "_registered.text(_text(text))", "_text(text)"),
+        lambda *_: untrusted.TestTheTokenIsRedactedBeforeItIsCut().test_quote_redacts_before_it_cuts(
+            untrusted.SHOWN)),
+    "merged ids without a bound": (
+        Mutant(answers, "merged_ids", 'if text.count(";") >= MAX_MERGED_IDS:', "if False:"),
+        service_test(untrusted.TestMergedIdsAreBounded().test_a_record_past_the_bound_is_refused_before_its_ids_are_read)),
+    "an id at or above 2^63 taken": (
+        Mutant(answers, "as_id", "return value if 0 < value <= MAX_ID else None", "return value"),
+        lambda service, sandbox, configure: untrusted.TestEveryUpdatedIsAcceptedBack(
+        ).test_an_id_outside_hubspots_range_is_a_502(service, sandbox, str(answers.MAX_ID + 1), None)),
 }
 
 

@@ -11,6 +11,7 @@ reports, with the scope a 403 names, HubSpot's `Retry-After` and its correlation
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -21,9 +22,22 @@ from ..redact import quote
 from ..timestamps import parse_timestamp
 from .errors import HubSpotError, unusable
 
-ID_LIMIT = 10**19  # ids of up to 19 digits: the width of the export's _updated tokens
+# HubSpot's ids are positive signed 64-bit integers. Every id the service takes (a record's,
+# a merged one, an associated one) is in that range, so each `_updated` token it hands out
+# keeps its fixed width (19 digits) and is accepted back as `since`, and HubSpot can be
+# searched for it.
+MAX_ID = 2**63 - 1
+ID_DIGITS = len(str(MAX_ID))  # 19: a longer run of digits is out of range, unread
+# Ids one record may name as merged into it. HubSpot keeps at most 250 merged identities per
+# contact ("Contact and Form Limits"); 40 times that leaves room for other types and
+# for HubSpot raising its limit, and keeps a record's deletions to a few MB. A record past it
+# is refused before any id is read.
+MAX_MERGED_IDS = 10_000
+SHOWN = 80  # characters of one upstream value quoted in an "answer unusable" detail
 PORTAL_EPOCH_MS = 1_136_073_600_000  # 2006-01-01, HubSpot's founding: no portal data before
 RETRYABLE_STATUS = frozenset({423, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 3600.0  # s: HubSpot's longest window is a day, its advice at most this
+RATE_LIMIT_DIGITS = 12  # a remaining-calls header longer than this is no count HubSpot sends
 
 Json = dict[str, Any]
 
@@ -111,16 +125,42 @@ def _next(data: Json, what: str) -> Json:
     paging = data.get("paging") or {}
     following = paging.get("next") if isinstance(paging, dict) else None
     if not isinstance(paging, dict) or not isinstance(following or {}, dict):
-        raise unusable(what, f"'paging' is not HubSpot's paging object: {str(paging)[:80]}")
+        raise unusable(what, f"'paging' is not HubSpot's paging object: {quote(paging, SHOWN)}")
     return following or {}
+
+
+def _after(following: Json, what: str) -> str | None:
+    """Where the next page begins: ``paging.next.after``, text or a number (None: none)."""
+    after = following.get("after")
+    if after is None:
+        return None
+    if isinstance(after, str):
+        return after
+    if isinstance(after, int) and not isinstance(after, bool) and 0 <= after <= MAX_ID:
+        return str(after)
+    raise unusable(what, f"'paging.next.after' is not a cursor: {quote(after, SHOWN)}")
+
+
+def as_id(value: Any) -> int | None:
+    """``value`` as a HubSpot id (digits, or a number, in 0 < id <= MAX_ID); None if it is
+    not one. The digits are counted before they are read: a long run is no id."""
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit() and len(value) <= ID_DIGITS):
+            return None
+        value = int(value)
+    elif not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return value if 0 < value <= MAX_ID else None
 
 
 def _record_id(item: Any, kind: ObjectType, what: str) -> int:
     raw = item.get("id") if isinstance(item, dict) else None
-    if not isinstance(raw, str) or not (raw.isascii() and raw.isdigit()) or int(raw) >= ID_LIMIT:
+    record_id = as_id(raw) if isinstance(raw, str) else None
+    if record_id is None:
         shown = raw if isinstance(item, dict) else item
-        raise unusable(what, f"{kind.name} record {str(shown)[:80]!r} has no usable id")
-    return int(raw)
+        raise unusable(what, f"{kind.name} record {quote(shown, SHOWN)!r} has no usable id "
+                             f"(HubSpot's ids are digits, 1 to {MAX_ID})")
+    return record_id
 
 
 def _time(properties: Any, name: str) -> int:
@@ -133,9 +173,21 @@ def _time(properties: Any, name: str) -> int:
 
 def merged_ids(raw: str | None, own: int) -> list[int]:
     """The ids in ``hs_merged_object_ids`` (';'-separated), ascending, without ``own``;
-    what is not an id is ignored."""
-    parts = (part.strip() for part in (raw or "").split(";"))
-    return sorted({int(part) for part in parts if part.isascii() and part.isdigit()} - {own})
+    what is not digits is ignored. ValueError if it names more than MAX_MERGED_IDS (counted
+    before any is read) or digits that are no HubSpot id: their deletions' tokens would not
+    be accepted back as `since`."""
+    text = raw or ""
+    if text.count(";") >= MAX_MERGED_IDS:
+        raise ValueError(f"it names more than {MAX_MERGED_IDS} ids")
+    found = set()
+    for part in text.split(";"):
+        part = part.strip()
+        if part.isascii() and part.isdigit():
+            merged = as_id(part)
+            if merged is None:
+                raise ValueError(f"{quote(part, SHOWN)!r} is not a HubSpot id (1 to {MAX_ID})")
+            found.add(merged)
+    return sorted(found - {own})
 
 
 def record(item: Any, kind: ObjectType, what: str = "search") -> Record:
@@ -153,7 +205,11 @@ def record(item: Any, kind: ObjectType, what: str = "search") -> Record:
         if raw is not None and not isinstance(raw, str):
             raise unusable(what, f"{kind.name} record '{record_id}' has an unusable "
                                  f"{MERGED_PROPERTY!r}: {type(raw).__name__}")
-        merged = merged_ids(raw, record_id)
+        try:
+            merged = merged_ids(raw, record_id)
+        except ValueError as exc:
+            raise unusable(what, f"{kind.name} record '{record_id}' has an unusable "
+                                 f"{MERGED_PROPERTY!r}: {exc}") from None
     return Record(record_id, modified_ms, merged, item)
 
 
@@ -162,7 +218,8 @@ def search_page(data: Json, kind: ObjectType, server_ms: int, calls: int) -> Sea
     records = [record(item, kind) for item in _results(data, "search")]
     has_more = bool(_next(data, "search"))
     total = data.get("total")
-    return SearchPage(records, has_more, total if isinstance(total, int) else None, server_ms, calls)
+    usable = isinstance(total, int) and not isinstance(total, bool) and 0 <= total <= MAX_ID
+    return SearchPage(records, has_more, total if usable else None, server_ms, calls)
 
 
 def archived_record(item: Any, kind: ObjectType, what: str = "list of archived") -> ArchivedRecord:
@@ -182,10 +239,7 @@ def archived_page(data: Json, kind: ObjectType, server_ms: int, calls: int) -> A
     """One page of the archived listing (``archived=true``)."""
     what = f"list of archived {kind.name}"
     records = [archived_record(item, kind, what) for item in _results(data, what)]
-    after = _next(data, what).get("after")
-    if after is not None and not isinstance(after, (str, int)):
-        raise unusable(what, f"'paging.next.after' is {type(after).__name__}")
-    return ArchivedPage(records, None if after is None else str(after), server_ms, calls)
+    return ArchivedPage(records, _after(_next(data, what), what), server_ms, calls)
 
 
 def catalogue(data: Json) -> list[str]:
@@ -212,26 +266,26 @@ def associations(data: Json, what: str, calls: int) -> Associations:
     found = []
     for result in _results(data, what):
         source = result.get("from") if isinstance(result, dict) else None
-        if not isinstance(source, dict) or not isinstance(source.get("id"), (str, int)):
-            raise unusable(what, f"a result has no 'from' id: {str(result)[:80]}")
+        source_id = as_id(source.get("id")) if isinstance(source, dict) else None
+        if source_id is None:
+            raise unusable(what, f"a result has no usable 'from' id: {quote(result, SHOWN)}")
         to = result.get("to") or []
         if not isinstance(to, list) or not all(isinstance(item, dict) for item in to):
-            raise unusable(what, f"record {str(source['id'])[:80]!r}: 'to' is not a list of objects")
+            raise unusable(what, f"record '{source_id}': 'to' is not a list of objects")
         linked = [Association(_associated_id(item, what), item.get("associationTypes", []))
                   for item in to]
-        after = _next(result, what).get("after")
-        found.append((str(source["id"]), linked, None if after is None else str(after)))
-    without = {str(value) for _, values in error_context(data) for value in values}
+        found.append((str(source_id), linked, _after(_next(result, what), what)))
+    without = {str(named) for _, values in error_context(data) for value in values
+               if (named := as_id(value)) is not None}
     return Associations(found, without, calls)
 
 
 def _associated_id(item: Json, what: str) -> int:
-    value = item.get("toObjectId")
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value:
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    raise unusable(what, f"'toObjectId' {str(value)[:80]!r} is not an id")
+    value = as_id(item.get("toObjectId"))
+    if value is None:
+        raise unusable(what, f"'toObjectId' {quote(item.get('toObjectId'), SHOWN)!r} is not an id "
+                             f"(HubSpot's ids are 1 to {MAX_ID})")
+    return value
 
 
 # -- HubSpot's clock and its errors ----------------------------------------------------
@@ -247,7 +301,7 @@ def server_ms(date: str | None, now: Callable[[], float] = time.time) -> int:
         return int(now() * 1000)
     try:
         ms = int(email.utils.parsedate_to_datetime(date).timestamp()) * 1000
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):  # no date email.utils can read
         return int(now() * 1000)
     if ms < PORTAL_EPOCH_MS:
         raise HubSpotError(502, "HubSpot's clock unusable",
@@ -266,23 +320,30 @@ def rate_limits(headers: Mapping[str, str]) -> dict[str, int]:
     left = {}
     for window, name in RATE_LIMIT_HEADERS.items():
         value = headers.get(name)
-        if value is not None and value.strip().isdigit():
+        if isinstance(value, str) and _is_count(value.strip()):
             left[window] = int(value)
     return left
 
 
+def _is_count(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= RATE_LIMIT_DIGITS
+
+
 def retry_after(value: str | None) -> float | None:
-    """HubSpot's ``Retry-After`` in seconds (a number or an HTTP date), if it sent one."""
-    if value is None:
+    """HubSpot's ``Retry-After`` in seconds (a number or an HTTP date), if it sent one,
+    within 0 .. MAX_RETRY_AFTER: ``inf`` or ``1e999`` is no advice to wait forever (nor a
+    number a `Retry-After` header can be written with); ``nan`` is none."""
+    if not isinstance(value, str):
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         try:
             moment = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+            seconds = moment.timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError, IndexError):  # no date email.utils can read
             return None
-        return max(0.0, moment.timestamp() - time.time())
+    return None if math.isnan(seconds) else min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 def error_context(body: Mapping[str, Any]) -> Iterator[tuple[str, list[Any]]]:
@@ -310,7 +371,10 @@ def failure(status: int, body: Any, reason: str, wait: float | None, scope: str,
     needs, ``safe`` how HubSpot's text is made safe to repeat, ``correlation_id`` the one of
     its `X-HubSpot-Correlation-Id` header (the body's, when it has one, is the same)."""
     body = body if isinstance(body, dict) else {}
-    message = safe(body.get("message") or reason or "")
+    said = body.get("message")
+    # HubSpot's message is text; anything else is described, never rendered (a structure
+    # nested deep enough would exhaust Python's recursion limit in str()).
+    message = safe(said if isinstance(said, str) and said else quote(said) if said else reason or "")
     common: dict[str, Any] = {"correlation_id": body.get("correlationId") or correlation_id,
                               "upstream_status": status}
     if status == 401:

@@ -35,6 +35,10 @@ from .workers import Workers
 READ_AHEAD_PAGES = 2  # search pages handed over ahead of the response being written
 TIE_HOLD_PAGES = 10  # pages' worth of one millisecond held back before it is read by id
 CATCH_UPS = 2  # later horizons a full export reads on to, for what changed while it ran
+# Entities handed over at a time. A page's records may name up to MAX_MERGED_IDS merged ids
+# each, so a page is handed over in parts of this size, built as they are handed over:
+# memory holds a few parts, not a page's every deletion, and a limit stops the building.
+HANDOVER_ENTITIES = 1000
 Entity = dict[str, Any]
 # An entity in the merge: (position, rank, entity); on an equal position a deletion (rank 0)
 # comes before a live record (rank 1) and is the one sent.
@@ -207,14 +211,16 @@ class _Pass:
                                           page.has_more, page.total)
                     except WalkError as exc:
                         raise unusable("search", exc) from None
-                    batch = [item for _, record in taken for item in self._entities(record)
-                             if item[0] > self._start]
-                    if batch:
+                    items = (item for _, record in taken for item in self._entities(record))
+                    # Each of these positions is sent once (itself, or a deletion on it): no
+                    # more than ``wanted`` of them can be needed.
+                    while batch := list(islice(items, HANDOVER_ENTITIES if wanted is None
+                                               else min(wanted, HANDOVER_ENTITIES))):
                         yield batch
-                    if wanted is not None:
-                        wanted -= len(batch)
-                        if wanted <= 0:
-                            return
+                        if wanted is not None:
+                            wanted -= len(batch)
+                            if wanted <= 0:
+                                return
                     if not read.open:
                         break
             finally:
@@ -223,17 +229,18 @@ class _Pass:
                         future.add_done_callback(lambda done: _count_dropped(done, stats))
             expected = read.left()
 
-    def _entities(self, record: Record) -> list[Ranked]:
-        """A live record's entity, after the deletions of the ids merged into it."""
-        items: list[Ranked] = []
+    def _entities(self, record: Record) -> Iterator[Ranked]:
+        """A live record's entity, after the deletions of the ids merged into it: those
+        after the start, each built only when it is read."""
         if self._deletions:
             for merged in record.merged_ids:
                 position = Position(record.modified_ms, record.id, merged)
-                items.append((position, 0, deletion_entity(position, merged_into=record.data["id"])))
+                if position > self._start:
+                    yield position, 0, deletion_entity(position, merged_into=record.data["id"])
         position = Position(record.modified_ms, record.id, ALL_IDS)
-        items.append((position, 1, {"_id": record.data["id"], "_updated": encode_position(position),
-                                    **record.data}))
-        return items
+        if position > self._start:
+            yield position, 1, {"_id": record.data["id"], "_updated": encode_position(position),
+                                **record.data}
 
     def _deleted(self, snapshot: Snapshot) -> Iterator[Ranked]:
         """The snapshot's deletions after the start up to the walk's horizon (read lazily:

@@ -19,11 +19,15 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from ..hubspot.answers import MAX_ID
+from ..redact import quote
 from ..timestamps import MAX_MS, MIN_MS, format_ms, parse_timestamp
 
 ID_WIDTH = 19  # digits of the largest 64-bit id; HubSpot ids are 64-bit integers
 ALL_IDS = 10**ID_WIDTH  # an id above every real one: (ms, ALL_IDS) is after all of ms
-MAX_ID = 2**63 - 1  # HubSpot ids are signed 64-bit: a larger one cannot be searched for
+# MAX_ID (2**63 - 1): HubSpot ids are signed 64-bit, a larger one cannot be searched for. The
+# parsers refuse any id above it, so every token the service issues is accepted back.
+SHOWN = 80  # characters of a refused `since` quoted back (redacted before it is cut)
 
 __all__ = ["ALL_IDS", "ID_WIDTH", "MAX_ID", "MAX_MS", "MIN_MS", "START", "START_POSITION",
            "InvalidSince", "Key", "Position", "encode_key", "encode_position", "parse_since",
@@ -57,6 +61,12 @@ _TOKEN = re.compile(
     re.ASCII,
 )
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
+
+
+def _shown(since: str) -> str:
+    """A refused `since` as written (its white space and control characters escaped), cut
+    to SHOWN characters after any secret in it is redacted."""
+    return quote(repr(since), SHOWN)
 
 
 class InvalidSince(ValueError):
@@ -102,26 +112,26 @@ def parse_since(since: str | None) -> Position:
     if since is None:
         return START_POSITION
     if since and not _PRINTABLE.fullmatch(since):  # as the spec's pattern: nothing around it
-        raise InvalidSince(f"since={since[:80]!r} is not valid: it has white space or "
+        raise InvalidSince(f"since={_shown(since)} is not valid: it has white space or "
                            "control characters")
     match = _TOKEN.fullmatch(since)
     if match:
         try:
             ms = parse_timestamp(match[1])
         except ValueError as exc:
-            raise InvalidSince(f"since={since[:80]!r} is not valid: {exc}") from None
+            raise InvalidSince(f"since={_shown(since)} is not valid: {exc}") from None
         ids = [int(digits) for digits in match.groups()[1:] if digits is not None]
         if max(ids) > MAX_ID:
             # HubSpot would answer a search for it with a 400: refuse it here, as the
             # malformed value it is (this service never issues such a token).
-            raise InvalidSince(f"since={since[:80]!r} is not valid: its id is above "
+            raise InvalidSince(f"since={_shown(since)} is not valid: its id is above "
                                f"{MAX_ID}, the largest HubSpot id")
         if len(ids) == 1:
             return Position(ms, ids[0], ALL_IDS)
         return Position(ms, ids[0] + 1, ids[1])
     if "_" in since:
         raise InvalidSince(
-            f"since={since[:80]!r} looks like a continuation token but is not one: expected "
+            f"since={_shown(since)} looks like a continuation token but is not one: expected "
             f"'YYYY-MM-DDTHH:MM:SS.mmmZ_' followed by a {ID_WIDTH}-digit record id (and "
             f"for a merged record '~' and another {ID_WIDTH} digits)"
         )
@@ -129,6 +139,6 @@ def parse_since(since: str | None) -> Position:
         return Position(parse_timestamp(since) - 1, ALL_IDS, ALL_IDS)
     except ValueError as exc:
         raise InvalidSince(
-            f"since={since[:80]!r} is not valid: {exc}. Use a value of _updated this service "
+            f"since={_shown(since)} is not valid: {exc}. Use a value of _updated this service "
             "returned, an ISO-8601 timestamp or epoch milliseconds"
         ) from None
