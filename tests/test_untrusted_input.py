@@ -139,3 +139,22 @@ class TestSchemasFailuresAreRemembered:
         assert sandbox.request_counts()["schemas"] == calls, (
             f"{status}: {sandbox.request_counts()['schemas']} schemas calls after {calls} for the first request")
         assert service.get("/objects/deals", params={"limit": 1}).status_code == 200, "a standard type failed"
+
+
+class TestLimitIsPlainDigits:
+    @pytest.mark.parametrize("query", ["limit=5%0A", "limit=%205", "limit=5%20", "limit=%2B5", "limit=5_0",
+                                       "limit=%D9%A5", "limit=%EF%BC%95"],
+                             ids=["newline", "leading space", "trailing space", "plus", "underscore",
+                                  "arabic-indic digit", "fullwidth digit"])
+    @pytest.mark.parametrize("path", ["/get_contacts", "/objects/deals"])
+    def test_anything_but_ascii_digits_is_a_400_naming_limit(self, service: TestClient, sandbox: Sandbox,
+                                                             path: str, query: str) -> None:
+        """`limit` is ASCII digits and nothing else: a value Python's int() would read
+        (`5_0` as 50, a fullwidth or Arabic-Indic 5 as 5, ` 5` or `5\\n` as 5) is refused with
+        a problem+json 400 naming the parameter, before HubSpot is asked."""
+        sandbox.reset_counters()
+        response = service.get(f"{path}?{query}")
+        assert response.status_code == 400, f"{path}?{query}: {response.status_code} {response.text[:300]}"
+        assert response.headers["content-type"] == "application/problem+json", response.headers
+        assert "query parameter 'limit' is invalid" in response.json()["detail"], response.text
+        assert sandbox.request_log == [], f"{path}?{query} asked HubSpot: {sandbox.request_log[:3]}"
