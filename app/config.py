@@ -7,18 +7,34 @@ accepted too, so a system config written for it keeps working.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, TypeVar
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SHOWN_CHARS = 60  # of a refused value, at most this much is quoted in the message
+
+# Numbers are ASCII digits, a float with at most one decimal point: Python's int() and
+# float() also take 1_000, fullwidth and other scripts' digits, 1e3, inf and nan.
+WHOLE = re.compile(r"[0-9]+")
+DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+# A base URL: http(s), a host (a name, an IPv4 address or a bracketed IPv6 one), a port
+# if any, a path if any; nothing else (no user info, query or fragment).
+URL = re.compile(r"(https?)://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?(/[^\s?#]*)?")
+PORTS = (1, 65535)
 
 T = TypeVar("T")
 
 
 class ConfigError(ValueError):
     """A configuration value that the service cannot run with."""
+
+
+class Unquotable(ValueError):
+    """A value refused for a reason that its message gives, without quoting the value
+    (which may hold a secret, such as a password in a URL)."""
 
 
 @dataclass(frozen=True)
@@ -89,10 +105,12 @@ def _read(
     name, raw = found
     try:
         value = convert(raw)
+    except Unquotable as exc:
+        raise ConfigError(f"{name} is invalid: {exc}") from None
     except ValueError:
-        raise ConfigError(f"{name}={raw[:60]!r} is invalid: expected {rule}") from None
+        raise ConfigError(f"{name}={raw[:SHOWN_CHARS]!r} is invalid: expected {rule}") from None
     if not check(value):
-        raise ConfigError(f"{name}={raw[:60]!r} is invalid: expected {rule}")
+        raise ConfigError(f"{name}={raw[:SHOWN_CHARS]!r} is invalid: expected {rule}")
     return value
 
 
@@ -122,7 +140,18 @@ def number(field: str, names: tuple[str, ...], kind: type, low: float, high: flo
     """A numeric variable with a finite range (so inf and nan are refused too)."""
     span = f"from {show(low)} to {show(high)}"
     rule = f"a whole number {span}" if kind is int else f"{unit or 'a number'} {span}"
-    return Variable(field, names, kind, rule, lambda v: low <= v <= high, low, high)
+    return Variable(field, names, _plain(kind), rule, lambda v: low <= v <= high, low, high)
+
+
+def _plain(kind: type) -> Callable[[str], Any]:
+    """``kind``'s conversion of plain ASCII digits only (see `WHOLE`, `DECIMAL`)."""
+    pattern = WHOLE if kind is int else DECIMAL
+
+    def convert(raw: str) -> Any:
+        if not pattern.fullmatch(raw):
+            raise ValueError(raw)
+        return kind(raw)
+    return convert
 
 
 def show(value: Any) -> str:
@@ -142,11 +171,20 @@ def _boolean(raw: str) -> bool:
 
 
 def _base_url(raw: str) -> str:
+    """An http(s) URL of a host, as `URL` has it. User info is refused without quoting the
+    value: requests would send it as Basic auth instead of the token (HubSpot's 401 would
+    then blame the token), and the URL, password and all, is logged at start."""
+    if "@" in raw:
+        raise Unquotable("a URL with user info (user:password@) is refused: the service "
+                         "authenticates to HubSpot with its access token; give the URL without it")
     url = raw.rstrip("/")
     # The tutorial's base-url ends in /crm/v3; this service appends that itself.
     url = re.sub(r"/crm/v3$", "", url)
-    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
+    match = URL.fullmatch(url)
+    if match is None or (match[3] is not None and not PORTS[0] <= int(match[3]) <= PORTS[1]):
         raise ValueError(raw)
+    if match[2].startswith("["):
+        ipaddress.IPv6Address(match[2][1:-1])  # its ValueError: not an address
     return url
 
 
@@ -203,7 +241,8 @@ def load(env: Mapping[str, str]) -> Settings:
 # page sizes and rate limits.
 VARIABLES: tuple[Variable, ...] = (
     Variable("base_url", ("HUBSPOT_BASE_URL", "base-url"), _base_url,
-             "an http(s) URL such as https://api.hubapi.com"),
+             f"an http(s) URL of a host (and a port from {PORTS[0]} to {PORTS[1]}), such as "
+             "https://api.hubapi.com"),
     Variable("host", ("HOST",), str, "an interface address such as 0.0.0.0",
              lambda h: re.fullmatch(r"[0-9A-Za-z.:\-]+", h) is not None),
     number("port", ("PORT", "port"), int, 1, 65535),

@@ -72,6 +72,103 @@ class TestRefusals:
                      else {name: empty})
 
 
+PASSWORD = "s3cret-pw"
+NUMBERS = [variable for variable in VARIABLES if variable.low is not None]
+
+
+def whole(variable: Variable) -> bool:
+    return variable.rule.startswith("a whole number")
+
+
+def written(variable: Variable, value: float) -> str:
+    """``value`` as a plain number of ``variable``'s kind: 5 for a whole number, 0.09 else."""
+    return str(int(value)) if whole(variable) else f"{value:.2f}"
+
+
+def step(variable: Variable) -> float:
+    """The smallest difference the boundary tests make: 1 for a whole number, else 0.01."""
+    return 1 if whole(variable) else 0.01
+
+
+class TestStrictValues:
+    @pytest.mark.parametrize("env", [
+        {"PORT": "1_000"}, {"PORT": "\uff15\uff10\uff10\uff10"}, {"port": "\u0665\u0660\u0660\u0660"},
+        {"HUBSPOT_SEARCH_PAGE_SIZE": "1_00"}, {"HUBSPOT_READ_TIMEOUT": "1e2"},
+        {"HUBSPOT_READ_TIMEOUT": "1_0"}, {"HUBSPOT_MAX_RETRIES": "+3"},
+        {"HUBSPOT_BASE_URL": "http://[::1"}, {"HUBSPOT_BASE_URL": "http://[::1]:99999"},
+        {"HUBSPOT_BASE_URL": "http://localhost:99999"}, {"HUBSPOT_BASE_URL": "http://localhost:0"},
+        {"HUBSPOT_BASE_URL": "http://:8080"}, {"HUBSPOT_BASE_URL": "https://:443/crm/v3"},
+        {"HUBSPOT_BASE_URL": "http://[nothost]"}, {"base-url": "http://host:\uff18\uff10"},
+    ], ids=repr)
+    def test_a_number_is_ascii_digits_and_a_url_names_a_host_and_port(self, env: dict) -> None:
+        """Numbers are plain ASCII digits (not 1_000, fullwidth or Arabic-Indic digits, 1e2
+        or +3, which Python's int() and float() take), and a base URL names a host and a
+        port from 1 to 65535; `http://[::1` is refused like any bad value, not a traceback
+        when the service starts."""
+        (name, value), = env.items()
+        with pytest.raises(ConfigError) as caught:
+            load(env)
+        message = str(caught.value)
+        assert message.startswith(f"{name}=") and "\n" not in message, f"{env}: {message}"
+
+    @pytest.mark.parametrize("url", [f"http://sesam:{PASSWORD}@hubspot.example.com",
+                                     f"https://:{PASSWORD}@api.hubapi.com/crm/v3",
+                                     f"http://user:{PASSWORD}@[::1", f"http://u:p/{PASSWORD}@host"])
+    @pytest.mark.parametrize("name", ["HUBSPOT_BASE_URL", "base-url"])
+    def test_a_url_with_user_info_is_refused_without_showing_it(self, name: str, url: str) -> None:
+        """User info in the base URL is refused, saying so, and the message does not quote
+        the value (before, it was accepted: requests sent it as Basic auth instead of the
+        token, and the service logged the password at start)."""
+        with pytest.raises(ConfigError) as caught:
+            load({name: url})
+        message = str(caught.value)
+        assert message.startswith(f"{name} is invalid: a URL with user info"), message
+        assert PASSWORD not in message and "sesam" not in message, message
+
+    @pytest.mark.parametrize("url,loaded", [
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"), ("http://[::1]:1/", "http://[::1]:1"),
+        ("https://hub_proxy:65535/base/crm/v3", "https://hub_proxy:65535/base"),
+    ])
+    def test_a_url_with_a_host_and_port_in_range_loads(self, url: str, loaded: str) -> None:
+        """A host name, an IPv4 or bracketed IPv6 address, a port from 1 to 65535 and a path
+        are still taken."""
+        assert load({"HUBSPOT_BASE_URL": url}).base_url == loaded
+
+
+class TestNumberBoundaries:
+    """Every numeric variable's range, at its edges, generated from VARIABLES so that no
+    variable and no range can drift from what is tested."""
+
+    @pytest.mark.parametrize("variable", NUMBERS, ids=lambda v: v.names[0])
+    def test_the_range_is_inclusive(self, variable: Variable) -> None:
+        """The low and high ends load as that number."""
+        for edge in (variable.low, variable.high):
+            value = written(variable, edge)
+            assert getattr(load({variable.names[0]: value}), variable.field) == pytest.approx(edge), (
+                f"{variable.names[0]}={value}")
+
+    @pytest.mark.parametrize("variable", NUMBERS, ids=lambda v: v.names[0])
+    def test_just_outside_the_range_is_refused(self, variable: Variable) -> None:
+        """One step below the low end and above the high end are refused, naming the
+        variable and its range."""
+        for outside in (variable.low - step(variable), variable.high + step(variable)):
+            value = written(variable, outside)
+            with pytest.raises(ConfigError) as caught:
+                load({variable.names[0]: value})
+            assert str(caught.value).startswith(f"{variable.names[0]}=") and variable.rule in str(caught.value), (
+                f"{variable.names[0]}={value}: {caught.value}")
+
+    @pytest.mark.parametrize("value,accepted", [("0", False), ("1", True), ("10", True), ("11", False)])
+    def test_search_concurrency(self, value: str, accepted: bool) -> None:
+        """HUBSPOT_SEARCH_CONCURRENCY is 1 to 10: 0 would start no search at all."""
+        env = {"HUBSPOT_SEARCH_CONCURRENCY": value}
+        if accepted:
+            assert load(env).search_concurrency == int(value)
+        else:
+            with pytest.raises(ConfigError, match="^HUBSPOT_SEARCH_CONCURRENCY="):
+                load(env)
+
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 

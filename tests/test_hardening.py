@@ -296,6 +296,36 @@ class TestStartRefusesNumbersOutOfRange:
         assert result.stdout == "", f"{name}={value!r} printed {result.stdout[:300]!r}"
 
 
+URL_PASSWORD = "pw-8c1f2e"
+
+
+class TestStartRefusesLenientValues:
+    @pytest.mark.parametrize("name,value", [
+        ("PORT", "1_000"), ("PORT", "\uff15\uff10\uff10\uff10"), ("HUBSPOT_SEARCH_CONCURRENCY", "0"),
+        ("HUBSPOT_SEARCH_CONCURRENCY", "11"), ("HUBSPOT_BASE_URL", "http://[::1"),
+        ("HUBSPOT_BASE_URL", "http://127.0.0.1:99999"), ("HUBSPOT_BASE_URL", "http://:8080"),
+        ("HUBSPOT_BASE_URL", f"http://user:{URL_PASSWORD}@127.0.0.1:9"),
+        ("base-url", f"https://sesam:{URL_PASSWORD}@api.hubapi.com/crm/v3"),
+    ], ids=repr)
+    def test_refused_with_one_line(self, name: str, value: str) -> None:
+        """A number in other than ASCII digits, a concurrency outside 1-10, a base URL that
+        does not parse, names no host, has a port outside 1-65535 or carries user info:
+        `python -m app` exits at once with one line naming the variable, and never prints
+        a password of the URL (before, `http://[::1` was a traceback, and user info was
+        taken, sent as Basic auth instead of the token, and logged at start)."""
+        env = {**_clean_env(PORT=str(free_port()), HUBSPOT_ACCESS_TOKEN=TOKEN), name: value}
+        try:
+            result = subprocess.run([sys.executable, "-m", "app"], cwd=ROOT, timeout=60,
+                                    env=env, capture_output=True, text=True)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{name}={value!r}: the service started instead of refusing")
+        assert result.returncode != 0, f"{name}={value!r} was accepted: {result.stderr[-300:]}"
+        message = result.stderr.strip()
+        assert "\n" not in message and message.startswith(f"configuration error: {name}"), (
+            f"{name}={value!r}: {result.stderr[-1000:]!r}")
+        assert URL_PASSWORD not in result.stderr + result.stdout, f"{name}: the password is shown: {message}"
+
+
 def peak_rss_kb(pid: int) -> int:
     """The process's peak resident memory so far (VmHWM), in KB."""
     status = Path(f"/proc/{pid}/status").read_text()

@@ -14,7 +14,14 @@ from app.hubspot import Associations, HubSpotError
 from app.hubspot.answers import associations as parse_associations
 from app.hubspot.answers import required_scopes
 from app.hubspot.answers import schemas as parse_schemas
-from app.object_types import STANDARD_NAMES, ObjectTypes, Schema, UnknownObjectType, standard_types
+from app.object_types import (
+    FAILURE_SECONDS,
+    STANDARD_NAMES,
+    ObjectTypes,
+    Schema,
+    UnknownObjectType,
+    standard_types,
+)
 from app.sync import ExportStats
 from app.sync.associations import ASSOCIATION_BATCH, AssociationReader
 
@@ -87,6 +94,42 @@ class TestObjectTypes:
         clock[0] = 61.0
         assert known.resolve("p9_cars").path == "2-77", "a new object must be found after a minute"
         assert schemas.reads == 2
+
+
+class TestSchemasReadFailures:
+    def test_a_failure_is_remembered_for_a_minute_then_read_again(self) -> None:
+        """A failed schemas read is raised again, the same error, without asking HubSpot, for
+        `FAILURE_SECONDS`; then the schemas are read again, and a success clears it."""
+        failure, clock, reads = HubSpotError(503, "HubSpot unavailable", "schemas"), [0.0], []
+
+        def read() -> list[Schema]:
+            reads.append(clock[0])
+            if len(reads) == 1:
+                raise failure
+            return parse_schemas({"results": [CARS]})
+
+        known = ObjectTypes(standard_types("lastmodifieddate", {}), read, {}, cache_seconds=600,
+                            clock=lambda: clock[0])
+        for now in (0.0, 1.0, FAILURE_SECONDS - 1):
+            clock[0] = now
+            with pytest.raises(HubSpotError) as caught:
+                known.resolve("2-77")
+            assert caught.value is failure, f"at {now} s: {caught.value!r}"
+        assert reads == [0.0], f"the schemas were read at {reads}"
+        clock[0] = FAILURE_SECONDS
+        assert known.resolve("2-77").path == "2-77", "the schemas must be read again after the interval"
+        assert reads == [0.0, FAILURE_SECONDS], reads
+
+    def test_the_first_of_two_entries_with_one_name_wins(self) -> None:
+        """Two entries sharing an id or a name: the second is skipped, so a name always
+        means the type it meant first and the export of an id is of one type."""
+        schemas = Schemas(CARS, {"objectTypeId": "2-77", "name": "trucks", "fullyQualifiedName": "p9_trucks"},
+                          {"objectTypeId": "2-78", "name": "cars", "fullyQualifiedName": "p9_cars2"})
+        known = types(schemas, [0.0])
+        assert known.resolve("2-77").name == "cars"
+        for name in ("p9_trucks", "p9_cars2", "2-78"):
+            with pytest.raises(UnknownObjectType):
+                known.resolve(name)
 
 
 class FakeAssociations:

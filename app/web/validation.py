@@ -11,6 +11,14 @@ from starlette.datastructures import QueryParams
 
 Parameter = dict[str, Any]  # an operation's parameter, as the spec declares it
 
+# What a number in a query is: ASCII digits, as the spec's examples write them. Connexion
+# converts with int() and float(), which also take " 5", "+5", "5\n", "5_0" (50) and the
+# digits of every other script; a value read one way here and another by a proxy or a log
+# reader is a value to refuse.
+PLAIN_NUMBERS = {"integer": re.compile(r"-?[0-9]+"), "number": re.compile(r"-?[0-9]+(\.[0-9]+)?")}
+NUMBER_WORDS = {"integer": "a whole number in ASCII digits", "number": "a number in ASCII digits"}
+SHOWN_CHARS = 80  # of a refused value, at most this much is quoted back
+
 
 class NamedParameterValidator(ParameterValidator):  # type: ignore[misc]  # Connexion is untyped
     """Connexion's parameter validation, with messages that name the parameter and do not
@@ -18,10 +26,14 @@ class NamedParameterValidator(ParameterValidator):  # type: ignore[misc]  # Conn
 
     def validate_query_parameter(self, param: Parameter, request: Any) -> str | None:
         # Connexion would quietly keep the last of a repeated scalar parameter.
-        count = len(QueryParams(request.scope["query_string"]).getlist(param["name"]))
-        if count > 1 and param.get("schema", {}).get("type") != "array":
-            return (f"query parameter '{param['name']}' is given {count} times: give it "
+        values = QueryParams(request.scope["query_string"]).getlist(param["name"])
+        kind = param.get("schema", {}).get("type")
+        if len(values) > 1 and kind != "array":
+            return (f"query parameter '{param['name']}' is given {len(values)} times: give it "
                     "once")
+        if values and kind in PLAIN_NUMBERS and not PLAIN_NUMBERS[kind].fullmatch(values[0]):
+            return (f"query parameter '{param['name']}' is invalid: "
+                    f"{values[0][:SHOWN_CHARS]!r} is not {NUMBER_WORDS[kind]}")
         refusal: str | None = super().validate_query_parameter(param, request)
         return refusal
 
@@ -43,7 +55,7 @@ class NamedParameterValidator(ParameterValidator):  # type: ignore[misc]  # Conn
         except ValidationError as exc:
             if exc.validator == "pattern":
                 hint = param.get("x-format-hint", "the format the API description gives")
-                reason = f"{str(value)[:80]!r} is not {hint}"
+                reason = f"{str(value)[:SHOWN_CHARS]!r} is not {hint}"
             else:
                 reason = exc.message if len(exc.message) <= 160 else exc.message[:150] + "..."
             return f"{parameter_type} parameter '{param['name']}' is invalid: {reason}"
