@@ -127,6 +127,20 @@ class TestTheTokenIsRedactedBeforeItIsCut:
         if offset + len(token) <= SHOWN - 3:
             assert REDACTED in problem["detail"], f"{context}: {problem['detail']!r}"
 
+    @pytest.mark.parametrize("offset", offsets_around(SHOWN, TOKEN_LENGTH)[::3])
+    @pytest.mark.parametrize("parameter", ["since", "limit"])
+    def test_a_refused_parameter_ending_in_the_token(self, service: TestClient, sandbox: Sandbox,
+                                                     parameter: str, offset: int) -> None:
+        """A query value that the 400 quotes back, ``offset`` characters and then the token:
+        it is redacted before it is cut to 80 characters (a proxy's log or a shared dashboard
+        may show the 400 to others than the caller)."""
+        token = sandbox.token
+        response = service.get("/get_contacts", params={parameter: "7" * offset + token})
+        context = f"{parameter} with the token at {offset}"
+        problem = problem_of(response, 400, context)
+        assert parameter in problem["detail"], f"{context}: {problem}"
+        assert_no_fragment(response.text, token, context)
+
     @pytest.mark.parametrize("offset", offsets_around(QUOTE_LIMIT, TOKEN_LENGTH)[::4])
     def test_hubspots_message_ending_in_the_token(self, configure: Callable[..., TestClient],
                                                    sandbox: Sandbox,

@@ -9,6 +9,8 @@ from connexion.validators import ParameterValidator
 from jsonschema import Draft4Validator, ValidationError
 from starlette.datastructures import QueryParams
 
+from ..redact import quote
+
 Parameter = dict[str, Any]  # an operation's parameter, as the spec declares it
 
 # What a number in a query is: ASCII digits, as the spec's examples write them. Connexion
@@ -17,7 +19,7 @@ Parameter = dict[str, Any]  # an operation's parameter, as the spec declares it
 # reader is a value to refuse.
 PLAIN_NUMBERS = {"integer": re.compile(r"-?[0-9]+"), "number": re.compile(r"-?[0-9]+(\.[0-9]+)?")}
 NUMBER_WORDS = {"integer": "a whole number in ASCII digits", "number": "a number in ASCII digits"}
-SHOWN_CHARS = 80  # of a refused value, at most this much is quoted back
+SHOWN_CHARS = 80  # of a refused value, at most this much is quoted back (redacted first)
 
 
 class NamedParameterValidator(ParameterValidator):  # type: ignore[misc]  # Connexion is untyped
@@ -33,7 +35,7 @@ class NamedParameterValidator(ParameterValidator):  # type: ignore[misc]  # Conn
                     "once")
         if values and kind in PLAIN_NUMBERS and not PLAIN_NUMBERS[kind].fullmatch(values[0]):
             return (f"query parameter '{param['name']}' is invalid: "
-                    f"{values[0][:SHOWN_CHARS]!r} is not {NUMBER_WORDS[kind]}")
+                    f"{quote(repr(values[0]), SHOWN_CHARS)} is not {NUMBER_WORDS[kind]}")
         refusal: str | None = super().validate_query_parameter(param, request)
         return refusal
 
@@ -55,7 +57,7 @@ class NamedParameterValidator(ParameterValidator):  # type: ignore[misc]  # Conn
         except ValidationError as exc:
             if exc.validator == "pattern":
                 hint = param.get("x-format-hint", "the format the API description gives")
-                reason = f"{str(value)[:SHOWN_CHARS]!r} is not {hint}"
+                reason = f"{quote(repr(str(value)), SHOWN_CHARS)} is not {hint}"
             else:
                 reason = exc.message if len(exc.message) <= 160 else exc.message[:150] + "..."
             return f"{parameter_type} parameter '{param['name']}' is invalid: {reason}"
