@@ -26,6 +26,11 @@ import pytest
 import requests
 
 from app.config import Settings
+from app.hubspot import HubSpotClient
+from app.metrics import Metrics
+from app.sync import Crm, ExportStats
+from app.sync import crm as crm_module
+from app.sync.positions import START_POSITION
 from sandbox import Fault, Sandbox, SandboxServer
 
 from .sesam import T0
@@ -275,3 +280,40 @@ class TestRequestHeadTimeout:
         answers = received.count(b"HTTP/1.1 ")
         assert answers == len(parts) - 1, f"after {parts!r}: {received[:300]!r}"
         assert requests.get(service.url + "/health", timeout=ANSWER_TIMEOUT).status_code == 200
+
+
+class TestAssociationReadAhead:
+    BATCH = 10  # records per association batch here (HubSpot's 1,000 in the service)
+    # The batch being consumed, the one handed over, and one read ahead (the depth of 1).
+    MOST_READ = 3
+
+    @pytest.mark.timeout(60)
+    def test_reads_at_most_its_depth_ahead_of_a_paused_consumer(
+            self, portal: tuple[Sandbox, SandboxServer], monkeypatch: pytest.MonkeyPatch) -> None:
+        """An export of contacts with their companies, in batches of 10, whose consumer
+        takes one entity and stops: the associations of at most 3 batches are read (the one
+        taken, the one handed over, one read ahead: not the 60 of the portal), so a slow
+        client holds a bounded number of batches."""
+        sandbox, server = portal
+        monkeypatch.setattr(crm_module, "ASSOCIATION_BATCH", self.BATCH)
+        settings = Settings(token=sandbox.token, base_url=server.url, settle_seconds=5,
+                            search_rate_per_second=100, general_rate_per_10s=1000)
+        crm = Crm(HubSpotClient(settings, metrics=Metrics()), settings)
+        try:
+            contacts, companies = crm.types.resolve("contacts"), crm.types.resolve("companies")
+            entities = crm.entities(contacts, START_POSITION, None, ExportStats(), (companies,))
+            first = next(entities)
+            assert "associations" in first, first.keys()
+            counts: list[int] = []
+
+            def settled() -> bool:
+                counts.append(sandbox.request_counts().get("associations", 0))
+                return len(counts) >= 4 and counts[-4] == counts[-1]
+
+            wait_for(settled, f"the association reads settling (so far {counts[-8:]})", 30)
+            assert counts[-1] <= self.MOST_READ, (
+                f"{counts[-1]} association batches read while the consumer waits at the first "
+                f"entity; at most {self.MOST_READ} with a read-ahead of one batch")
+            entities.close()
+        finally:
+            crm.close()
