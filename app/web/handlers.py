@@ -1,10 +1,12 @@
 """The HTTP surface: one method per operationId of openapi.yaml. Thin on purpose.
 
 Connexion validates the parameters against the spec before a handler runs; handlers turn
-them into an export of the sync layer and a streaming response. The handlers are async:
-/health and /metrics answer on the event loop, whatever the exports do; an export takes a
-slot (or is refused) and does its blocking work in the exports' own threads (`slots`). The spec's operationIds
+them into an export of the sync layer and a streaming response. The spec's operationIds
 (``app.handlers.get_contacts``, …, as published) name the methods of `Handlers`.
+
+/health and /metrics are async, so they answer on the event loop whatever the exports do;
+an export takes a slot (or is refused) and does its blocking work in the exports' own
+threads (`slots`).
 """
 
 from __future__ import annotations

@@ -27,7 +27,9 @@ from .problems import busy
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-BUSY_RETRY_SECONDS = 30.0  # Retry-After of an export refused because the others run
+# Retry-After of an export refused because the others run: an export takes minutes, and
+# Sesam retries a failed run at its next schedule anyway.
+BUSY_RETRY_SECONDS = 30.0
 
 
 class ExportSlots:
@@ -51,7 +53,7 @@ class ExportSlots:
                         "allows", self._taken, extra={"running": self._taken})
             raise busy(self.limit, BUSY_RETRY_SECONDS)
         self._taken += 1
-        return Slot(self)
+        return Slot(self._threads, self._release)
 
     def _release(self) -> None:
         self._taken -= 1
@@ -60,20 +62,20 @@ class ExportSlots:
 class Slot:
     """One admitted export: runs its blocking work in the exports' threads; released once."""
 
-    def __init__(self, slots: ExportSlots) -> None:
-        self._slots = slots
-        self._held = True
+    def __init__(self, threads: anyio.CapacityLimiter, release: Callable[[], None]) -> None:
+        self._threads = threads
+        self._release: Callable[[], None] | None = release
 
     async def run(self, call: Callable[..., T], *args: object) -> T:
         """``call(*args)`` in a thread of the exports' limiter. A cancellation waits for
         the call to return (a thread cannot be stopped), so the slot is never given back
         while its thread still works."""
-        return await anyio.to_thread.run_sync(call, *args, limiter=self._slots._threads)
+        return await anyio.to_thread.run_sync(call, *args, limiter=self._threads)
 
     def release(self) -> None:
-        if self._held:
-            self._held = False
-            self._slots._release()
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 _END = object()  # what next() returns at the end of a body
