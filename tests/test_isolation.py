@@ -38,7 +38,7 @@ from .sesam import T0
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
 ANSWER_TIMEOUT = 10.0  # a client's bound on an answer that must come (not a measured time)
-GIVE_UP_SECONDS = 2.0  # how long a client that gives up waits for an export
+GIVE_UP_SECONDS = 5.0  # how long a client that gives up waits for an export
 HANG_SECONDS = 40.0  # every search of a slow HubSpot, within the service's read timeout
 SHORT_HANG_SECONDS = 15.0  # a hang that a test waits out
 HANGING_CLIENTS = 45  # more than Starlette's 40 threads that used to serve every request
@@ -163,9 +163,9 @@ class TestASlowHubSpot:
     def test_health_and_metrics_answer_while_exports_hang_and_clients_give_up(
             self, portal: tuple[Sandbox, SandboxServer], start: Callable[..., Service]) -> None:
         """Every search hangs 40 s (within the read timeout); 45 clients ask for an export
-        and give up after 2 s. /health and /metrics still answer (they waited for the
-        hanging exports' threads before); the exports beyond the limit were refused with
-        503, as many as the refusal counter says."""
+        and give up after 5 s. /health and /metrics still answer (they waited for the
+        hanging exports' threads before); the 35 exports beyond the limit of 10 were
+        refused with 503 and counted."""
         sandbox, _ = portal
         service = start()
         sandbox.inject(Fault("search", kind="hang", seconds=HANG_SECONDS, times=None))
@@ -179,11 +179,11 @@ class TestASlowHubSpot:
                         f"hang (clients: {sorted(set(outcomes))}): {service.log_tail()}")
         assert health.status_code == 200 and metrics.status_code == 200, (
             f"/health {health.status_code}, /metrics {metrics.status_code}")
-        refused = outcomes.count("503")
-        assert outcomes.count("gave up") == DEFAULT_LIMIT and refused == HANGING_CLIENTS - DEFAULT_LIMIT, (
-            f"{HANGING_CLIENTS} clients at a limit of {DEFAULT_LIMIT} exports: {outcomes}")
+        assert set(outcomes) <= {"503", "gave up"} and "503" in outcomes, outcomes
+        # Counted by the service, whether or not a (slow) client waited for its 503.
         counted = service.metric("hubspot_sesam_exports_refused_total")
-        assert counted == refused, f"{refused} refused, {counted} counted"
+        assert counted == HANGING_CLIENTS - DEFAULT_LIMIT, (
+            f"{counted} of {HANGING_CLIENTS} exports refused at a limit of {DEFAULT_LIMIT}")
 
 
 class TestTheExportOverTheLimit:
