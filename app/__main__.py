@@ -47,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from . import logs
     from .web import create_app
     from .web.middleware import MAX_REQUEST_HEAD_BYTES
+    from .web.server import with_head_timeout
 
     sandbox_server = None
     if args.sandbox:
@@ -75,9 +76,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     app = create_app(settings, on_sandbox=sandbox_server is not None)
     try:
         # h11, not httptools: h11 bounds the request head it buffers (httptools does not),
-        # and answers a longer one with 400 and a closed connection.
+        # and answers a longer one with 400 and a closed connection; our subclass of its
+        # protocol bounds the time the head may take too.
         uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
-                    access_log=True, http="h11",
+                    access_log=True, http=with_head_timeout(settings.request_head_timeout),
                     h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)
     finally:
         if sandbox_server is not None:

@@ -70,6 +70,10 @@ class Settings:
     auth_username: str | None = None  # both set: callers must send these (HTTP basic)
     auth_password: str | None = field(default=None, repr=False)
     ignored: tuple[str, ...] = ()  # variables read but without effect, logged at start
+    # Exports running at once; one more is refused with a 503 (Sesam retries a failed run).
+    max_concurrent_exports: int = 10
+    # How long a client may take to send a whole request head before the server closes it.
+    request_head_timeout: float = 15.0
 
     @property
     def snapshot_seconds(self) -> float:
@@ -275,4 +279,6 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("log_format", ("LOG_FORMAT",), str.lower, "json or text",
              lambda v: v in ("json", "text")),
     number("sandbox_contacts", ("SANDBOX_CONTACTS",), int, 0, 1_000_000),
+    number("max_concurrent_exports", ("MAX_CONCURRENT_EXPORTS",), int, 1, 32),
+    number("request_head_timeout", ("REQUEST_HEAD_TIMEOUT_SECONDS",), float, 1, 300, "seconds"),
 )

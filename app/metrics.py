@@ -37,6 +37,9 @@ class Metrics:
         self.exports_in_progress = Gauge(
             f"{PREFIX}_exports_in_progress", "Exports running now, by object type",
             ["object_type"], registry=self.registry)
+        self.exports_refused = Counter(
+            f"{PREFIX}_exports_refused", "Exports refused with a 503 because "
+            "MAX_CONCURRENT_EXPORTS exports were running", registry=self.registry)
         self.entities = Counter(
             f"{PREFIX}_entities", "Entities sent to Sesam, as they are sent, by object type and "
             "kind (live, deleted)", ["object_type", "kind"], registry=self.registry)

@@ -1,4 +1,4 @@
-"""The benchmarks B1..B9. Each starts its own sandbox and service processes and stops them.
+"""The benchmarks B1..B11. Each starts its own sandbox and service processes and stops them.
 
 Every figure is measured in the same run as its reference and reported as a ratio (or a
 count against a target), because the machine is shared and noisy.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import socket
 import statistics
 import time
 from collections import deque
@@ -28,7 +29,7 @@ from app.sync.walk import KeysetWalk, QueryRead, search_body
 from app.sync.workers import Workers
 from sandbox.associations import PAGE_SIZE as ASSOCIATION_PAGE
 
-from .consume import Export, consume
+from .consume import Export, Refused, consume
 from .procs import TOKEN, BenchError, Process, SandboxProcess, ServiceProcess
 from .tutorial_port import TutorialService
 
@@ -64,17 +65,23 @@ class Sizes:
     b6_changes: int
     b7_contacts: int  # the portal of B7 and B8 (companies and deals in proportion)
     b7_latency_ms: int
+    b10_contacts: int  # the portal of B10's concurrent full exports
+    b10_consumers: int
+    b11_exports: int  # exports waiting on a hanging HubSpot while /health is timed
+    b11_hang_seconds: int  # each search of that HubSpot (within the default 60 s read timeout)
 
 
 FULL = Sizes(b1_contacts=50_000, b1_repeats=2, b2_contacts=20_000, b2_latencies_ms=(150, 400),
              b3_contacts=(10_000, 200_000), b3_concurrent_contacts=20_000, b3_consumers=10,
              b4_contacts=30_000, b4_changes=(1, 150, 5_000, 25_000), b4_snapshot_seconds=10, b5_contacts=20_000,
              b5_latency_ms=150,
-             b5_repeats=3, b6_contacts=10_000, b6_changes=150, b7_contacts=20_000, b7_latency_ms=150)
+             b5_repeats=3, b6_contacts=10_000, b6_changes=150, b7_contacts=20_000, b7_latency_ms=150,
+             b10_contacts=10_000, b10_consumers=50, b11_exports=40, b11_hang_seconds=20)
 SMOKE = Sizes(b1_contacts=2_000, b1_repeats=1, b2_contacts=2_000, b2_latencies_ms=(150,),
               b3_contacts=(1_000, 4_000), b3_concurrent_contacts=2_000, b3_consumers=10,
               b4_contacts=2_000, b4_changes=(1, 150), b4_snapshot_seconds=2, b5_contacts=2_000, b5_latency_ms=150,
-              b5_repeats=1, b6_contacts=2_000, b6_changes=150, b7_contacts=2_000, b7_latency_ms=150)
+              b5_repeats=1, b6_contacts=2_000, b6_changes=150, b7_contacts=2_000, b7_latency_ms=150,
+              b10_contacts=1_000, b10_consumers=50, b11_exports=40, b11_hang_seconds=5)
 
 
 @dataclass
@@ -550,6 +557,118 @@ def b9_memory_per_type(sizes: Sizes, notes: list[str]) -> list[Row]:
                 {"vm_hwm_kb_contacts": one, "vm_hwm_kb_all": every, "types": len(kinds) + 1})]
 
 
+# --------------------------------------------------------------------------- B10, B11
+
+
+B10_MOST = 32  # the most MAX_CONCURRENT_EXPORTS accepts
+
+
+def b10_many_consumers(sizes: Sizes, notes: list[str]) -> list[Row]:
+    """Peak RSS of a fresh service while `b10_consumers` clients ask for a full export at
+    once (those beyond MAX_CONCURRENT_EXPORTS are refused with a 503 at once, and Sesam
+    retries them), against a fresh service's single export in the same run: at the default
+    limit and at the most the setting accepts."""
+    contacts, consumers = sizes.b10_contacts, sizes.b10_consumers
+    one_kb, _ = peak_rss(contacts, 1, notes)
+    return [many_consumers(contacts, consumers, limit, one_kb, notes)
+            for limit in (DEFAULTS.max_concurrent_exports, B10_MOST)]
+
+
+def many_consumers(contacts: int, consumers: int, limit: int, one_kb: int, notes: list[str]) -> Row:
+    """The peak RSS of a fresh service at MAX_CONCURRENT_EXPORTS=``limit`` while
+    ``consumers`` clients ask for a full export at once."""
+
+    def one(_: int) -> Export | None:
+        with requests.Session() as own:
+            try:
+                return consume(own, service.url)
+            except Refused:
+                return None
+
+    with portal(contacts, MAX_CONCURRENT_EXPORTS=str(limit)) as (sandbox, service, http):
+        live = len(sandbox.truth()["live"])
+        began = time.perf_counter()
+        with ThreadPoolExecutor(consumers) as pool:
+            results = list(pool.map(one, range(consumers)))
+        seconds = time.perf_counter() - began
+        many_kb = service.vm_hwm_kb()
+    served = [export for export in results if export is not None]
+    for export in served:
+        expect(export.entities, live, f"B10 full export of {contacts:,}", notes)
+    notes.append(f"B10: of {consumers} clients at once, {len(served)} were served whole and "
+                 f"{consumers - len(served)} refused with 503 + Retry-After (MAX_CONCURRENT_EXPORTS="
+                 f"{limit}), in {seconds:.1f} s")
+    return Row("B10", f"peak RSS, {consumers} clients ask for a full export of {contacts:,} at once, "
+               f"MAX_CONCURRENT_EXPORTS={limit}", megabytes(many_kb), f"{megabytes(one_kb)} (1 consumer)",
+               f"x{many_kb / one_kb:.2f}", f"< {CONTAINER_MB} MB", many_kb < CONTAINER_MB * MB,
+               {"contacts": contacts, "consumers": consumers, "limit": limit, "served": len(served),
+                "refused": consumers - len(served), "vm_hwm_kb": many_kb, "vm_hwm_kb_one": one_kb,
+                "seconds": round(seconds, 1)})
+
+
+B11_PROBES = 20  # /health requests timed, one after the other
+B11_WAIT = 30.0  # bound on the exports' taking their slots, and on their end
+
+
+def time_health(http: requests.Session, url: str) -> list[float]:
+    """Seconds each of B11_PROBES GET /health took."""
+    times = []
+    for _ in range(B11_PROBES):
+        began = time.perf_counter()
+        response = http.get(url + "/health", timeout=B11_WAIT)
+        times.append(time.perf_counter() - began)
+        if response.status_code != 200:
+            raise BenchError(f"/health answered {response.status_code}")
+    return times
+
+
+def exports_in_progress(http: requests.Session, url: str) -> float:
+    text = http.get(url + "/metrics", timeout=B11_WAIT).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("hubspot_sesam_exports_in_progress{"))
+
+
+def b11_health_under_load(sizes: Sizes, notes: list[str]) -> list[Row]:
+    """GET /health while `b11_exports` clients wait for an export whose every search hangs
+    sizes.b11_hang_seconds, against /health of the same service idle. The service runs with the
+    most MAX_CONCURRENT_EXPORTS accepts (32), so that as many exports as it ever lets run
+    hold their threads; the others are refused at once."""
+    admitted = min(sizes.b11_exports, 32)
+    with portal(1_000, MAX_CONCURRENT_EXPORTS=str(admitted)) as (sandbox, service, http):
+        warm(http, service)
+        idle = time_health(http, service.url)
+        sandbox.admin("POST", "faults", {"endpoint": "search", "kind": "hang",
+                                         "seconds": sizes.b11_hang_seconds, "times": None})
+        waiting = []
+        try:
+            for _ in range(sizes.b11_exports):  # requests sent, answers not read
+                sock = socket.create_connection(("127.0.0.1", service.port), timeout=B11_WAIT)
+                sock.sendall(b"GET /get_contacts HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                waiting.append(sock)
+            deadline = time.monotonic() + B11_WAIT
+            while exports_in_progress(http, service.url) < admitted:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{admitted} exports did not start within {B11_WAIT:.0f} s")
+                time.sleep(0.2)
+            loaded = time_health(http, service.url)
+        finally:
+            for sock in waiting:
+                sock.close()
+            sandbox.admin("DELETE", "faults")
+        deadline = time.monotonic() + sizes.b11_hang_seconds + B11_WAIT  # the hung searches end
+        while exports_in_progress(http, service.url) > 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+    idle_ms, loaded_ms = statistics.median(idle) * 1000, statistics.median(loaded) * 1000
+    worst_ms = max(loaded) * 1000
+    return [Row("B11", f"GET /health while {sizes.b11_exports} clients wait for exports on a HubSpot that "
+                f"hangs {sizes.b11_hang_seconds} s ({admitted} admitted)",
+                f"{loaded_ms:.1f} ms (max {worst_ms:.1f})", f"{idle_ms:.1f} ms (idle)",
+                f"x{loaded_ms / idle_ms:.2f}", "max < 1,000 ms", worst_ms < 1000,
+                {"exports": sizes.b11_exports, "admitted": admitted, "health_ms_median": loaded_ms,
+                 "health_ms_max": worst_ms, "idle_ms_median": idle_ms,
+                 "idle_ms_max": max(idle) * 1000})]
+
+
 CASES: dict[str, Callable[[Sizes, list[str]], list[Row]]] = {
     "B1": b1_serving_overhead,
     "B2": b2_latency_hiding,
@@ -560,4 +679,6 @@ CASES: dict[str, Callable[[Sizes, list[str]], list[Row]]] = {
     "B7": b7_shared_budget,
     "B8": b8_associations,
     "B9": b9_memory_per_type,
+    "B10": b10_many_consumers,
+    "B11": b11_health_under_load,
 }

@@ -40,6 +40,11 @@ class Export:
         return self.entities / self.seconds if self.seconds else 0.0
 
 
+class Refused(BenchError):
+    """The service refused the export with a 503 and Retry-After (too many exports at once,
+    or HubSpot unavailable)."""
+
+
 def consume(session: requests.Session, url: str, since: str | None = None, limit: int | None = None,
             collect: bool = False, first_byte_only: bool = False, path: str = "/get_contacts",
             **extra: str) -> Export:
@@ -56,6 +61,8 @@ def consume(session: requests.Session, url: str, since: str | None = None, limit
     export = Export()
     began = time.perf_counter()
     with session.get(url + path, params=params, stream=True, timeout=(10, READ_TIMEOUT)) as response:
+        if response.status_code == 503 and "Retry-After" in response.headers:
+            raise Refused(f"GET {path} {params}: 503 {response.text[:200]}")
         if response.status_code != 200:
             raise BenchError(f"GET {path} {params}: {response.status_code} {response.text[:500]}")
         pending = b""

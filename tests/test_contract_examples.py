@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -168,6 +170,21 @@ def ready_without_the_deals_scope(configure: Callable[..., TestClient], sandbox:
     return configure(object_properties=(("deals", ("dealname",)),)).get("/ready")
 
 
+def too_many_exports(configure: Callable[..., TestClient], sandbox: Sandbox) -> httpx.Response:
+    """An export while the only export MAX_CONCURRENT_EXPORTS=1 allows waits on HubSpot."""
+    service = configure(max_concurrent_exports=1)
+    sandbox.inject(Fault("search", kind="hang", seconds=3.0))
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(service.get, "/get_contacts")
+        for _ in range(100):  # a bounded wait for the first export to take the slot
+            if 'hubspot_sesam_exports_in_progress{object_type="contacts"} 1.0' in service.get("/metrics").text:
+                break
+            time.sleep(0.05)
+        refused = service.get("/get_contacts")
+        running.result(timeout=30)
+    return refused
+
+
 def entity_kind(entity: dict) -> str:
     if "mergedInto" in entity:
         return "merged away"
@@ -197,6 +214,7 @@ SCENARIOS: dict[str, Provoke] = {
     "timedOut": export_with(Fault("any", kind="hang", seconds=1.0, times=None),
                             read_timeout=0.2, max_retries=0),
     "unreachable": unreachable,
+    "tooManyExports": too_many_exports,
     "uriTooLong": request("/objects/deals?associations=" + "contacts," * 2000 + "deals"),
 }
 

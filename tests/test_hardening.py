@@ -4,6 +4,7 @@ HEAD cannot be turned against the service, and parameters are read strictly."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -22,7 +23,8 @@ from starlette.testclient import TestClient
 
 from app.config import VARIABLES, Settings
 from app.redact import LINE_LIMIT, REDACTED, Redactor
-from app.web.middleware import RedactResponses
+from app.web.middleware import RedactResponses, RequestLimits
+from app.web.middleware.limits import MAX_HEADER_BYTES, MAX_HEADERS
 from app.web.stream import CHUNK_BYTES
 from sandbox import Sandbox, SandboxServer
 
@@ -443,3 +445,80 @@ class TestLogFormats:
             assert (fields["entities"], fields["outcome"], fields["limit"]) == (3, "ok", 3), summary
         else:
             assert " entities=3 " in summary and " outcome=ok " in summary and " limit=3 " in summary, summary
+
+
+class TestBoundsAtTheirEdge:
+    """Bounds of a mutation audit that no test pinned, each at its exact edge."""
+
+    @pytest.mark.parametrize("announced", [True, False], ids=["announced", "streamed"])
+    def test_a_response_header_holding_the_token_is_redacted(self, announced: bool) -> None:
+        """A header of an answer that quotes the token (say, an upstream value passed on)
+        leaves redacted, whether the body's length is announced or it streams."""
+        length = [(b"content-length", b"2")] if announced else []
+
+        async def quoting(scope, receive, send) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": [
+                (b"x-upstream", f"Bearer {TOKEN}; tail".encode()), *length]})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        response = TestClient(RedactResponses(quoting, Redactor(TOKEN))).get("/")
+        assert response.headers["x-upstream"] == f"Bearer {REDACTED}; tail", response.headers
+        assert_nothing_secret(response, f"a header, {'announced' if announced else 'streamed'}")
+
+    @pytest.mark.parametrize("extra,status", [(0, 200), (1, 431)], ids=["at the limit", "one over"])
+    def test_the_header_count_limit(self, extra: int, status: int) -> None:
+        """Exactly MAX_HEADERS request headers are served; one more is a 431."""
+        seen, app = _recording()
+        client = TestClient(RequestLimits(app))
+        fixed = {"host": "testserver", "accept": "*/*", "accept-encoding": "identity",
+                 "connection": "keep-alive", "user-agent": "sesam"}
+        fill = {f"x-h{i}": "1" for i in range(MAX_HEADERS + extra - len(fixed))}
+        response = client.get("/health", headers={**fixed, **fill})
+        assert response.status_code == status, f"{MAX_HEADERS + extra} headers: {response.text[:200]}"
+        if status == 200:
+            assert seen == [MAX_HEADERS], f"the request brought {seen} headers, not {MAX_HEADERS}"
+
+    @pytest.mark.parametrize("extra,status", [(0, 200), (1, 431)], ids=["at the limit", "one over"])
+    def test_the_header_bytes_limit(self, extra: int, status: int) -> None:
+        """Headers of exactly MAX_HEADER_BYTES (names and values) are served; one byte more
+        is a 431."""
+        seen_bytes: list[int] = []
+
+        async def app(scope, receive, send) -> None:
+            seen_bytes.append(sum(len(n) + len(v) for n, v in scope["headers"]))
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        client = TestClient(RequestLimits(app))
+        fixed = {"host": "testserver", "accept": "*/*", "accept-encoding": "identity",
+                 "connection": "keep-alive", "user-agent": "sesam"}
+        used = sum(len(name) + len(value) for name, value in fixed.items()) + len("x-big")
+        response = client.get("/health", headers={**fixed, "x-big": "a" * (MAX_HEADER_BYTES + extra - used)})
+        assert response.status_code == status, f"{MAX_HEADER_BYTES + extra} bytes: {response.text[:200]}"
+        if status == 200:
+            assert seen_bytes == [MAX_HEADER_BYTES], f"{seen_bytes} bytes, not {MAX_HEADER_BYTES}"
+
+    @pytest.mark.parametrize("scheme", ["Basic", "basic", "BASIC", "bAsIc"])
+    def test_the_basic_scheme_in_any_case(self, configure, scheme: str) -> None:
+        """RFC 7235 auth schemes are case-insensitive: `basic` and `BASIC` with the right
+        credentials pass (Sesam or a proxy may write it so); the same scheme with a wrong
+        password is still a 401."""
+        guarded = configure(auth_username="sesam", auth_password="s3cret")
+        encoded = base64.b64encode(b"sesam:s3cret").decode()
+        wrong = base64.b64encode(b"sesam:wrong").decode()
+        right = guarded.get("/metrics", headers={"Authorization": f"{scheme} {encoded}"})
+        assert right.status_code == 200, f"{scheme}: {right.status_code} {right.text[:200]}"
+        refused = guarded.get("/metrics", headers={"Authorization": f"{scheme} {wrong}"})
+        assert refused.status_code == 401, f"{scheme} with a wrong password: {refused.status_code}"
+
+
+def _recording():
+    """An app that records how many headers each request brought, and answers 200."""
+    seen: list[int] = []
+
+    async def app(scope, receive, send) -> None:
+        seen.append(len(scope["headers"]))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    return seen, app

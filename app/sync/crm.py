@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from itertools import chain
 
 from ..config import Settings
 from ..hubspot import HubSpotClient
@@ -23,6 +22,18 @@ from .positions import Position
 from .workers import Workers
 
 ASSOCIATION_READ_AHEAD = 1  # batches of entities whose associations are read ahead of the body
+
+
+def _flat(batches: Iterator[list[Entity]]) -> Iterator[Entity]:
+    """The entities of ``batches``; closing this closes ``batches`` at once (its reader
+    stops), which a `chain` would leave to the garbage collector."""
+    try:
+        for batch in batches:
+            yield from batch
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
 
 
 class Crm:
@@ -58,7 +69,7 @@ class Crm:
             return entities
         reader = AssociationReader(self._client, kind, associations, stats)
         read = (reader.attach(batch) for batch in batches(entities, ASSOCIATION_BATCH))
-        return chain.from_iterable(self.workers.read_ahead(read, ASSOCIATION_READ_AHEAD))
+        return _flat(self.workers.read_ahead(read, ASSOCIATION_READ_AHEAD))
 
     def set_up_for(self) -> list[str]:
         """The names of the types the service is configured for or was asked for since it

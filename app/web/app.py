@@ -21,6 +21,7 @@ from ..sync.readiness import ReadinessCheck
 from .handlers import Handlers
 from .middleware import BasicAuth, CountRequests, RedactResponses, RequestLimits
 from .problems import Logged, hubspot_failure, quietly
+from .slots import ExportSlots
 from .validation import NamedParameterValidator
 
 SPEC_DIR = Path(__file__).resolve().parents[2]  # openapi.yaml lives at the top level
@@ -35,7 +36,8 @@ def create_app(settings: Settings, *, on_sandbox: bool = False,
     metrics = Metrics()
     client = HubSpotClient(settings, metrics=metrics)
     crm = Crm(client, settings, clock)
-    handlers = Handlers(crm, ReadinessCheck(client, crm, clock=clock), metrics, on_sandbox=on_sandbox)
+    handlers = Handlers(crm, ReadinessCheck(client, crm, clock=clock), metrics,
+                        ExportSlots(settings.max_concurrent_exports, metrics), on_sandbox=on_sandbox)
     metrics.watch_snapshots(crm.snapshot_ages)
 
     @contextlib.asynccontextmanager

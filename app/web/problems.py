@@ -48,6 +48,15 @@ def not_ready(report: Readiness, retry_after: float) -> Logged:
                   headers={"Retry-After": str(max(1, round(retry_after)))})
 
 
+def busy(limit: int, retry_after: float) -> Logged:
+    """An export refused because ``limit`` exports run already: a 503 with `Retry-After`
+    (Sesam retries a failed run), answered before anything reads HubSpot."""
+    return Logged(status=503, title="Too many exports",
+                  detail=f"This service runs at most {limit} exports at once "
+                  "(MAX_CONCURRENT_EXPORTS) and that many are running: retry later.",
+                  headers={"Retry-After": str(max(1, round(retry_after)))})
+
+
 def hubspot_failure(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
     """Connexion's error handler for a `HubSpotError` outside an export (reading the
     schemas to resolve a type): answered and logged as Connexion does every problem."""

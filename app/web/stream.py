@@ -5,6 +5,7 @@ the one line that logs its failure."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
@@ -20,6 +21,14 @@ log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
 PROGRESS_SECONDS = 30.0  # a running export says how far it got this often
+
+
+def _close(items: Iterable[object]) -> None:
+    """Close ``items`` if it is a generator: its clean-up (an export's HubSpot reads and
+    read-ahead stopped) runs now, not whenever the collector gets to it."""
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()
 
 
 def json_array(entities: Iterable[Entity], on_abort: Callable[[Exception], str]) -> Iterator[bytes]:
@@ -50,8 +59,14 @@ def json_array(entities: Iterable[Entity], on_abort: Callable[[Exception], str])
         buffer += b"\n!! This body is deliberately not valid JSON: retry the request.\n"
         yield bytes(buffer)
         return
+    finally:
+        _close(entities)
     buffer += b"]"
     yield bytes(buffer)
+
+
+class ClientGone(Exception):
+    """The client of an export has gone: its body stops at the next entity."""
 
 
 class ExportCall:
@@ -66,6 +81,7 @@ class ExportCall:
         self._since = since
         self._limit = limit
         self._began = time.perf_counter()
+        self._left = threading.Event()
         metrics.exports_in_progress.labels(kind.name).inc()
 
     def counted(self, entities: Iterable[Entity]) -> Iterator[Entity]:
@@ -74,13 +90,19 @@ class ExportCall:
         live = self._metrics.entities.labels(self._kind.name, "live")
         deleted = self._metrics.entities.labels(self._kind.name, "deleted")
         sent, due = 0, self._began + PROGRESS_SECONDS
-        for entity in entities:
-            (deleted if entity.get("_deleted") else live).inc()
-            sent += 1
-            if (now := time.perf_counter()) >= due:
-                due = now + PROGRESS_SECONDS
-                self._progress(sent, now - self._began)
-            yield entity
+        try:
+            for entity in entities:
+                if self._left.is_set():
+                    # Not an early end, which would close a valid (short) array: the trailer.
+                    raise ClientGone("the client went away")
+                (deleted if entity.get("_deleted") else live).inc()
+                sent += 1
+                if (now := time.perf_counter()) >= due:
+                    due = now + PROGRESS_SECONDS
+                    self._progress(sent, now - self._began)
+                yield entity
+        finally:
+            _close(entities)
 
     def _progress(self, sent: int, seconds: float) -> None:
         rate = sent / seconds if seconds > 0 else 0.0
@@ -95,6 +117,11 @@ class ExportCall:
                                  "expected": expected,
                                  "seconds_left": None if left is None else round(left, 1)})
 
+    def leave(self) -> None:
+        """The client has gone (any thread may say so): the body stops reading HubSpot at
+        its next entity, rather than at the end of the chunk it is filling."""
+        self._left.set()
+
     def aborted(self, failure: Exception) -> str:
         """The body was cut short by ``failure``: the reason its trailer gives."""
         self.failure = failure
@@ -102,15 +129,25 @@ class ExportCall:
         return self.stats.error
 
     def watch(self, body: Iterator[bytes]) -> Iterator[bytes]:
-        """``body``, with the summary once it has been sent, cut short, or left."""
-        finished = False
+        """``body``, with the summary once it has been sent, cut short, or left. A failure
+        before its first chunk is summed up as failed, and raised (to be answered with an
+        error status). Started by its first chunk, so that closing it always sums up."""
+        outcome = "client_gone"
         try:
             yield from body
-            finished = True
+            outcome = "ok"
+        except Exception as exc:  # json_array raises only before the first chunk
+            outcome = "failed"
+            self.finish("failed", str(exc), exc)
+            raise
         finally:
-            if self.failure is not None:
+            if outcome == "failed":
+                pass
+            elif self._left.is_set():
+                self.finish("client_gone", "the client went away before the end")
+            elif self.failure is not None:
                 self.finish("aborted", f"aborted mid-stream: {self.stats.error}", self.failure)
-            elif finished:
+            elif outcome == "ok":
                 self.finish("ok", "ok")
             else:
                 self.finish("client_gone", "the client went away before the end")
