@@ -54,6 +54,10 @@ class Settings:
     auth_username: str | None = None  # both set: callers must send these (HTTP basic)
     auth_password: str | None = field(default=None, repr=False)
     ignored: tuple[str, ...] = ()  # variables read but without effect, logged at start
+    # The most one HubSpot answer may weigh (decoded), in MiB: see HUBSPOT_MAX_ANSWER_MB.
+    max_answer_mb: float = 32.0
+    # How long one listing of a type's archived records may take before it is given up.
+    archived_listing_seconds: float = 900.0
 
     @property
     def snapshot_seconds(self) -> float:
@@ -236,4 +240,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("log_format", ("LOG_FORMAT",), str.lower, "json or text",
              lambda v: v in ("json", "text")),
     number("sandbox_contacts", ("SANDBOX_CONTACTS",), int, 0, 1_000_000),
+    # One answer is held whole while it is parsed: a real page (200 records of a few
+    # hundred properties, or a 1,000-record association batch) is a few MiB at most; 64 MiB
+    # is half of the 128 MB container Sesam gives by default.
+    number("max_answer_mb", ("HUBSPOT_MAX_ANSWER_MB",), float, 1, 64, "megabytes (MiB)"),
+    # Within Sesam's read timeout; at the default budget (100 calls/10 s) 900 s lists 9,000
+    # pages, 900,000 archived records.
+    number("archived_listing_seconds", ("HUBSPOT_ARCHIVED_LISTING_SECONDS",), float, 10, 1800,
+           "seconds"),
 )
