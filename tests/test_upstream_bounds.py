@@ -117,7 +117,7 @@ class TestAnswerDeadline:
 
 class TestRetryAfter:
     @pytest.mark.timeout(60)
-    @pytest.mark.parametrize("advice", ["inf", "1e999", "nan"])
+    @pytest.mark.parametrize("advice", ["inf", "1e999"])
     @pytest.mark.parametrize("status", [429, 423])
     def test_an_endless_retry_after_is_capped(self, service: TestClient, sandbox: Sandbox,
                                               advice: str, status: int) -> None:
@@ -285,6 +285,6 @@ class TestSearchWalk:
         for _ in range(10):
             sandbox.inject(Fault("search", status=200, body=scan))
             sandbox.inject(Fault("search", status=200, body=tie))
-        problem = assert_problem(service.get("/get_contacts"), 502, "no progress",
-                                 "search answers without progress")
+        assert_problem(service.get("/get_contacts"), 502, "no progress",
+                       "search answers without progress")
         assert count(sandbox, "search") <= 4, f"{count(sandbox, 'search')} search calls"
