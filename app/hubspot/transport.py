@@ -27,14 +27,13 @@ import threading
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.response import HTTPResponse
 
+C = TypeVar("C")
 READ_CHUNK_BYTES = 64 * 1024  # how much of a body is taken at a time, and counted
 
 
@@ -103,7 +102,7 @@ CURRENT: ContextVar[Watch | None] = ContextVar("hubspot_answer_watch", default=N
 """The watch of the call this thread is making, if any (set by the client around a request)."""
 
 
-def _watch(connection: HTTPConnection) -> None:
+def _watch(connection: Any) -> None:
     watch = CURRENT.get()
     if watch is not None and connection.sock is not None:
         connection.watch = watch  # type: ignore[attr-defined]
@@ -117,20 +116,24 @@ def _unwatch(connection: Any) -> None:
         connection.watch = None
 
 
-class _WatchedHTTPConnection(HTTPConnection):
-    def getresponse(self) -> HTTPResponse:  # type: ignore[override]
-        _watch(self)
-        return super().getresponse()
+def _watched(connection_class: type[C]) -> type[C]:
+    """``connection_class`` with its socket handed to the current call's watch once the
+    request is sent. Made from the class urllib3's pools use at the time (not a fixed one),
+    so that whatever replaces it (vcrpy's cassettes in the tests) stays in place. Made once
+    per pool, and the pool manager keeps its pools."""
+    base: Any = connection_class
 
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def getresponse(self) -> HTTPResponse:  # type: ignore[override]
+    def getresponse(self: Any) -> Any:
         _watch(self)
-        return super().getresponse()
+        return base.getresponse(self)
+
+    return cast("type[C]", type(f"Watched{base.__name__}", (base,), {"getresponse": getresponse}))
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ConnectionCls = _watched(HTTPConnectionPool.ConnectionCls)
 
     def _put_conn(self, conn: Any) -> None:
         _unwatch(conn)
@@ -138,7 +141,9 @@ class _WatchedHTTPPool(HTTPConnectionPool):
 
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ConnectionCls = _watched(HTTPSConnectionPool.ConnectionCls)
 
     def _put_conn(self, conn: Any) -> None:
         _unwatch(conn)
