@@ -105,7 +105,7 @@ CURRENT: ContextVar[Watch | None] = ContextVar("hubspot_answer_watch", default=N
 def _watch(connection: Any) -> None:
     watch = CURRENT.get()
     if watch is not None and connection.sock is not None:
-        connection.watch = watch  # type: ignore[attr-defined]
+        connection.watch = watch
         watch.arm(connection.sock)
 
 
