@@ -187,9 +187,10 @@ class _Pass:
         expected: int | None = None  # results the next query is thought to have
         while (query := walk.next_query()) is not None:
             try:
-                read = QueryRead(walk, query, size, expected=expected, wanted=wanted)
+                walk.begin(query)
             except WalkError as exc:  # the same query again: HubSpot's answers go nowhere
                 raise unusable("search", exc) from None
+            read = QueryRead(walk, query, size, expected=expected, wanted=wanted)
             in_flight: deque[Future[SearchPage]] = deque()
             try:
                 while True:

@@ -278,7 +278,6 @@ class QueryRead:
         """``expected``: how many results the query is thought to have (from the query
         before it), so that its pages can be requested before the first answer says;
         otherwise only the first page is. ``wanted``: results worth reading (a limit)."""
-        walk.begin(query)
         self._walk = walk
         self.query = query
         self._step = page_size - 1
