@@ -44,9 +44,9 @@ class _Counted:
         self._sandbox = sandbox
 
     def write(self, data: bytes) -> int:
-        written = self._out.write(data)
+        # Counted before it goes out: a client may read it before the write returns.
         self._sandbox.count_bytes(len(data))
-        return int(written or 0)
+        return int(self._out.write(data) or 0)
 
     def flush(self) -> None:
         self._out.flush()
