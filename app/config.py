@@ -74,6 +74,10 @@ class Settings:
     max_concurrent_exports: int = 10
     # How long a client may take to send a whole request head before the server closes it.
     request_head_timeout: float = 15.0
+    # The most one HubSpot answer may weigh (decoded), in MiB: see HUBSPOT_MAX_ANSWER_MB.
+    max_answer_mb: float = 16.0
+    # How long one listing of a type's archived records may take before it is given up.
+    archived_listing_seconds: float = 900.0
 
     @property
     def snapshot_seconds(self) -> float:
@@ -281,4 +285,12 @@ VARIABLES: tuple[Variable, ...] = (
     number("sandbox_contacts", ("SANDBOX_CONTACTS",), int, 0, 1_000_000),
     number("max_concurrent_exports", ("MAX_CONCURRENT_EXPORTS",), int, 1, 32),
     number("request_head_timeout", ("REQUEST_HEAD_TIMEOUT_SECONDS",), float, 1, 300, "seconds"),
+    # One answer is held whole while it is parsed: a real page (200 records of a few
+    # hundred properties, or a 1,000-record association batch) is a few MiB at most; 64 MiB
+    # is half of the 128 MB container Sesam gives by default.
+    number("max_answer_mb", ("HUBSPOT_MAX_ANSWER_MB",), float, 1, 64, "megabytes (MiB)"),
+    # Within Sesam's read timeout; at the default budget (100 calls/10 s) 900 s lists 9,000
+    # pages, 900,000 archived records.
+    number("archived_listing_seconds", ("HUBSPOT_ARCHIVED_LISTING_SECONDS",), float, 10, 1800,
+           "seconds"),
 )

@@ -7,11 +7,15 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any
 
 from .common import ApiError, Reply, api_error
 
 _ENDPOINTS = frozenset({"search", "list", "properties", "read", "schemas", "associations", "any"})
-_FAULT_KINDS = frozenset({"status", "hang", "close", "rate_limit", "daily"})
+_FAULT_KINDS = frozenset({"status", "hang", "close", "rate_limit", "daily", "trickle", "endless",
+                          "huge", "raw", "cursor"})
+# Kinds whose answer the HTTP server writes itself (`Sandbox.handle_api` hands them over).
+DELIVERED = frozenset({"close", "trickle", "endless", "huge", "raw"})
 
 
 def _rate_limited(policy: str, message: str, headers: dict[str, str] | None = None) -> ApiError:
@@ -28,6 +32,16 @@ class Fault:
     body's Content-Length, writes about half of the body and closes the socket; "rate_limit"
     answers 429 with HubSpot's SECONDLY body; "daily" 429 with the DAILY policy.  The first
     `skip` matching requests pass untouched; then `times` of them are hit (None: all).
+
+    The kinds for an upstream that does not bound itself: "trickle" writes the real answer
+    (status line and headers included) one byte every `seconds`; "endless" answers 200 with
+    a chunked body that never ends until the client goes away; "huge" answers 200 with a
+    JSON object of exactly `size` bytes (an empty page: no results, no paging; chunked,
+    without Content-Length, if `headers` say ``Transfer-Encoding: chunked``); "raw"
+    answers `status` with exactly the text `raw` as its body (e.g. a JSON nested 100,000
+    deep); "cursor" answers 200 with `body` in which every ``paging.next.after`` gets a
+    suffix new with each answer, so that paging never ends (a "status" fault of status 200
+    with such a body repeats the same cursor instead).
     """
 
     endpoint: str
@@ -38,6 +52,9 @@ class Fault:
     seconds: float = 0.0
     skip: int = 0
     times: int | None = 1
+    size: int = 0
+    raw: str = ""
+    answers: int = 0  # answers given by this fault so far ("cursor" numbers its cursors)
 
     def __post_init__(self) -> None:
         if self.endpoint not in _ENDPOINTS:
@@ -47,6 +64,8 @@ class Fault:
         if self.skip < 0 or (self.times is not None and self.times < 1) or self.seconds < 0:
             raise ValueError("fault skip and seconds must be >= 0 and times >= 1 or None")
         HTTPStatus(self.status)  # raises ValueError for a status HTTP does not define
+        if self.size < 0 or (self.kind == "huge" and self.size < len(_EMPTY_PAGE)):
+            raise ValueError(f"a huge fault's size must be at least {len(_EMPTY_PAGE)} bytes")
 
     def reply(self) -> Reply:
         """What a fault of kind "status", "rate_limit" or "daily" answers instead of the real answer."""
@@ -57,7 +76,31 @@ class Fault:
         reply = api_error(self.status, HTTPStatus(self.status).phrase, self.headers).reply
         if self.body is not None:
             reply.body = self.body
+        if self.kind == "cursor":
+            reply.status = 200
+            reply.body = _renumbered(self.body or {}, f"-{self.answers}")
+        self.answers += 1
         return reply
+
+    def huge_body(self) -> bytes:
+        """The body of a "huge" fault: an empty page padded to exactly `size` bytes."""
+        return _EMPTY_PAGE[:-2] + b" " * (self.size - len(_EMPTY_PAGE)) + _EMPTY_PAGE[-2:]
+
+
+_EMPTY_PAGE = b'{"results": []}'  # a page with nothing in it and nothing after it
+
+
+def _renumbered(value: Any, suffix: str) -> Any:
+    """``value`` with ``suffix`` added to every ``paging.next.after`` in it, however deep."""
+    if isinstance(value, list):
+        return [_renumbered(item, suffix) for item in value]
+    if not isinstance(value, dict):
+        return value
+    copy = {key: _renumbered(item, suffix) for key, item in value.items()}
+    after = copy.get("paging", {}).get("next", {}).get("after") if isinstance(copy.get("paging"), dict) else None
+    if isinstance(after, str):
+        copy["paging"] = {**copy["paging"], "next": {**copy["paging"]["next"], "after": after + suffix}}
+    return copy
 
 
 class Gate:

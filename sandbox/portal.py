@@ -30,7 +30,7 @@ from .common import (
     int_param,
     iso,
 )
-from .faults import Fault, Gate
+from .faults import DELIVERED, Fault, Gate
 from .objects import CONTACTS, CUSTOM_TYPES, OBJECT_TYPES, SHARE_OF_CONTACTS, custom_property
 from .search import tie_salts
 from .store import Store
@@ -138,6 +138,7 @@ class Sandbox:
         self.archived_at_is_modified: bool = False
         self.scopes: set[str] = set(ALL_SCOPES)
         self.request_log: list[dict] = []
+        self.answer_bytes = 0  # bytes of API answers the HTTP server wrote (see count_bytes)
 
         self._clock = Clock(now_ms)
         self._lock = self._clock.lock
@@ -327,6 +328,13 @@ class Sandbox:
         with self._lock:
             self.request_log.clear()
             self._counts = dict.fromkeys(self._counts, 0)
+            self.answer_bytes = 0
+
+    def count_bytes(self, written: int) -> None:
+        """The HTTP server wrote ``written`` more bytes of API answers (status line, headers
+        and body): how much of an endless or huge answer a client took before it stopped."""
+        with self._lock:
+            self.answer_bytes += written
 
     def _record(self, request: Request, endpoint: str | None, status: int) -> None:
         entry = {"method": request.method, "path": request.path, "query": request.query,
@@ -363,10 +371,12 @@ class Sandbox:
         except KeyError:
             raise bad_request(f"Unable to infer object type from: {name}") from None
 
-    def handle_api(self, request: Request) -> tuple[Reply, bool]:
-        """The reply to one API request and whether to cut its body short."""
+    def handle_api(self, request: Request) -> tuple[Reply, Fault | None]:
+        """The reply to one API request, and the fault that says how to write it when the
+        HTTP server must misbehave itself (kinds in `faults.DELIVERED`: cut short, trickled,
+        endless, huge or raw)."""
         endpoint, params = self._route(request)
-        truncate = False
+        delivery: Fault | None = None
         try:
             if len(request.target) > _MAX_TARGET:
                 raise api_error(414, f"URI Too Long: the request line is {len(request.target)} characters; "
@@ -381,8 +391,12 @@ class Sandbox:
             if fault is not None:
                 if fault.kind == "hang":
                     time.sleep(fault.seconds)
-                elif fault.kind == "close":
-                    truncate = True
+                elif fault.kind in ("close", "trickle"):
+                    delivery = fault
+                elif fault.kind in DELIVERED:  # the server writes all of it
+                    delivery = fault
+                    raise ApiError(Reply(fault.status if fault.kind == "raw" else 200, None,
+                                         dict(fault.headers or {})))
                 else:
                     raise ApiError(fault.reply())
             # Counted on arrival, as HubSpot's gateway does; then the latency, as HubSpot's
@@ -399,12 +413,13 @@ class Sandbox:
         except ApiError as stop:
             reply = stop.reply
         answered = reply.status == 200
+        truncate = delivery is not None and delivery.kind == "close"
         if truncate:
             reply.status = 200
         self._record(request, endpoint, reply.status)
-        if endpoint == "search" and answered and not truncate:
+        if endpoint == "search" and answered and (delivery is None or delivery.kind == "trickle"):
             self._search_answered()
-        return reply, truncate
+        return reply, delivery
 
     def _authenticate(self, request: Request) -> None:
         if "hapikey" in request.query:

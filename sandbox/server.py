@@ -6,6 +6,7 @@ import json
 import socket
 import sys
 import threading
+import time
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
@@ -27,6 +28,47 @@ def _decode_json(raw: bytes) -> tuple[Any, bool]:
         return None, False
 
 
+def _chunk(data: bytes) -> bytes:
+    """``data`` as one chunk of a chunked body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+_ENDLESS_CHUNK = _chunk(b'{"id": "1"}, ' * 5000)  # 65 KB of an endless list of results
+
+
+class _Counted:
+    """A handler's output that tells the sandbox how many bytes went out."""
+
+    def __init__(self, out: Any, sandbox: Sandbox) -> None:
+        self._out = out
+        self._sandbox = sandbox
+
+    def write(self, data: bytes) -> int:
+        # Counted before it goes out: a client may read it before the write returns.
+        self._sandbox.count_bytes(len(data))
+        return int(self._out.write(data) or 0)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
+class _Trickled:
+    """A handler's output that writes one byte every ``seconds`` (a "trickle" fault)."""
+
+    def __init__(self, out: Any, seconds: float) -> None:
+        self._out = out
+        self._seconds = seconds
+
+    def write(self, data: bytes) -> int:
+        for index in range(len(data)):
+            self._out.write(data[index:index + 1])
+            time.sleep(self._seconds)
+        return len(data)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so clients can pool connections
     server_version = "HubSpotSandbox/1.0"
@@ -42,6 +84,13 @@ class _Handler(BaseHTTPRequestHandler):
         return formatdate(self.server.sandbox.date_ms() / 1000, usegmt=True)
 
     def _serve(self) -> None:
+        plain = self.wfile  # wrapped for one answer at most, never for the next
+        try:
+            self._answer()
+        finally:
+            self.wfile = plain
+
+    def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         payload, valid_json = _decode_json(self.rfile.read(length) if length else b"")
         target = urlsplit(self.path)
@@ -49,26 +98,52 @@ class _Handler(BaseHTTPRequestHandler):
         if target.path.startswith("/_sandbox/"):
             reply = handle_admin(sandbox, self.command, target.path, payload, valid_json,
                                  parse_qs(target.query))
-            truncate = False
+            delivery = None
         else:
             request = Request(
                 self.command, self.path, target.path, parse_qs(target.query, keep_blank_values=True),
                 self.headers.get("Authorization"), payload, valid_json, self.server.url,
             )
-            reply, truncate = sandbox.handle_api(request)
+            reply, delivery = sandbox.handle_api(request)
+            self.wfile = _Counted(self.wfile, sandbox)
+            if delivery is not None and delivery.kind == "trickle":
+                self.wfile = _Trickled(self.wfile, delivery.seconds)
+        kind = delivery.kind if delivery is not None else None
+        if kind == "endless":
+            self._write_endless()
+            return
         data = b"" if reply.body is None else json.dumps(reply.body).encode()
+        if delivery is not None and kind == "huge":
+            data = delivery.huge_body()
+        elif delivery is not None and kind == "raw":
+            data = delivery.raw.encode()
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, str(value))
+        chunked = reply.headers.get("Transfer-Encoding") == "chunked"
         if reply.status != 204:
             self.send_header("Content-Type", "application/json;charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
+            if not chunked:
+                self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        if truncate:
+        if chunked:
+            self.wfile.write(_chunk(data) + _chunk(b""))
+        elif kind == "close":
             self.wfile.write(data[: len(data) // 2])
             self.close_connection = True
         else:
             self.wfile.write(data)
+
+    def _write_endless(self) -> None:
+        """A 200 whose chunked body goes on until the client (or the server) hangs up."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json;charset=utf-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.close_connection = True
+        self.wfile.write(_chunk(b'{"results": ['))
+        while True:  # ends with the ConnectionError of a write to a client that left
+            self.wfile.write(_ENDLESS_CHUNK)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 

@@ -741,6 +741,65 @@ class TestFaults:
             Fault("contacts")
         with pytest.raises(ValueError):
             Fault("list", kind="explode")
+        with pytest.raises(ValueError):
+            Fault("list", kind="huge", size=3)  # smaller than the emptiest page
+
+    @pytest.mark.timeout(30)
+    def test_trickle(self, api: Api, sandbox: Sandbox) -> None:
+        """A trickle fault writes the real answer, status line and headers included, one byte
+        at a time: each read gets a byte well within its timeout, the answer comes whole."""
+        sandbox.inject(Fault("list", kind="trickle", seconds=0.001))
+        response = api.session.get(api.url + LIST, params={"limit": 1}, timeout=(2, 0.5))
+        assert response.status_code == 200 and len(response.json()["results"]) == 1, response.text
+        assert sandbox.answer_bytes > len(response.content), "the headers were not counted"
+
+    @pytest.mark.timeout(30)
+    def test_endless(self, api: Api, sandbox: Sandbox) -> None:
+        """An endless fault answers 200 with a chunked body that goes on as long as the client
+        reads; the sandbox counts what it wrote, and serves the next request normally."""
+        sandbox.reset_counters()
+        sandbox.inject(Fault("list", kind="endless"))
+        read = 0
+        with api.session.get(api.url + LIST, stream=True, timeout=5) as response:
+            assert response.status_code == 200, response.status_code
+            assert response.headers["Transfer-Encoding"] == "chunked", response.headers
+            for chunk in response.iter_content(65536):
+                read += len(chunk)
+                if read > 4_000_000:
+                    break
+        assert read > 4_000_000, f"the body ended after {read} bytes"
+        assert sandbox.answer_bytes >= read, f"{sandbox.answer_bytes} bytes counted, {read} read"
+        assert api.get(LIST).status_code == 200, "the server did not recover from an endless answer"
+
+    @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+    def test_huge(self, api: Api, sandbox: Sandbox, chunked: bool) -> None:
+        """A huge fault answers an empty page of exactly `size` bytes, with its Content-Length
+        or, if its headers say so, chunked."""
+        headers = {"Transfer-Encoding": "chunked"} if chunked else None
+        sandbox.inject(Fault("list", kind="huge", size=100_003, headers=headers))
+        response = api.get(LIST)
+        assert response.status_code == 200 and response.json() == {"results": []}, response.text[:100]
+        assert len(response.content) == 100_003, len(response.content)
+        assert ("Content-Length" in response.headers) != chunked, response.headers
+
+    def test_raw(self, api: Api, sandbox: Sandbox) -> None:
+        """A raw fault answers its status with exactly the text given, JSON or not."""
+        deep = "[" * 100_000 + "]" * 100_000
+        sandbox.inject(Fault("list", kind="raw", status=503, raw=deep))
+        response = api.get(LIST)
+        assert response.status_code == 503 and response.text == deep, response.text[:100]
+
+    def test_cursor(self, api: Api, sandbox: Sandbox) -> None:
+        """A cursor fault answers 200 with its body, each paging.next.after (however deep)
+        numbered anew with each answer: paging that never ends."""
+        body = {"results": [{"from": {"id": "1"}, "paging": {"next": {"after": "a"}}}],
+                "paging": {"next": {"after": "b"}}}
+        sandbox.inject(Fault("list", kind="cursor", body=body, times=2))
+        first, second = api.get(LIST).json(), api.get(LIST).json()
+        assert (first["paging"]["next"]["after"], first["results"][0]["paging"]["next"]["after"]) == (
+            "b-0", "a-0"), first
+        assert (second["paging"]["next"]["after"], second["results"][0]["paging"]["next"]["after"]) == (
+            "b-1", "a-1"), second
 
 
 class TestRateLimits:

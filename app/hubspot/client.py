@@ -1,16 +1,26 @@
 """The service's one connection to HubSpot's CRM API.
 
-One pooled HTTP session per service, Bearer authentication, connect and read timeouts on
-every call, client-side request budgets shared by all concurrent exports (search has its
-own, smaller one), HubSpot's own window when it announces one, and bounded retries with
-backoff for what HubSpot says is passing (429, 423, 5xx, broken connections). Every answer
-is parsed at once (`answers`); every failure that remains is a `HubSpotError` that says what
-went wrong, never with the token in it.
+One pooled HTTP session per service, Bearer authentication, client-side request budgets
+shared by all concurrent exports (search has its own, smaller one), HubSpot's own window
+when it announces one, and bounded retries with backoff for what HubSpot says is passing
+(429, 423, 5xx, broken connections). Every answer is parsed at once (`answers`); every
+failure that remains is a `HubSpotError` that says what went wrong, never with the token in
+it.
+
+Every call is bounded, whatever the other end does (`transport`): each answer, headers and
+body, must arrive whole within HUBSPOT_CONNECT_TIMEOUT + HUBSPOT_READ_TIMEOUT of being asked
+for (HUBSPOT_READ_TIMEOUT also bounds each read) and weigh at most HUBSPOT_MAX_ANSWER_MB;
+a wait HubSpot asks for is cut to HUBSPOT_MAX_RETRY_WAIT_SECONDS, and retries stop once
+that much time has passed, so one call takes at most about that plus one answer's
+deadline. An answer too slow is a retryable 504; one too large a 502 that is not retried
+(HubSpot would send the same again). Paging that does not end is stopped where it is
+followed (`archived_pages` here, associations in `sync.associations`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -21,7 +31,6 @@ import orjson
 import requests
 import tenacity
 from pyrate_limiter import Duration, Limiter, Rate
-from requests.adapters import HTTPAdapter
 
 from ..config import Settings
 from ..metrics import NO_TYPE, Metrics
@@ -31,12 +40,20 @@ from . import answers
 from .answers import ArchivedPage, Associations, SearchPage
 from .budget import Budget, RateWindow
 from .errors import HubSpotError
+from .transport import CURRENT, AnswerTooLarge, AnswerTooSlow, BoundedAdapter, Watch, read_bounded
 
 log = logging.getLogger(__name__)
 
 SUCCESS_STATUS = frozenset({200, 207})  # 207: a batch where some inputs had nothing to return
 CORRELATION_HEADER = "X-HubSpot-Correlation-Id"  # on every answer, HTML error pages included
 Json = dict[str, Any]
+MEGABYTE = 1024 * 1024
+# The longest wait HubSpot's Retry-After is passed on with: its longest window is the day
+# of its daily limit. A larger (or infinite) advice is cut to this.
+RETRY_AFTER_CAP_SECONDS = 86_400.0
+# Pages of one type's archived listing: 10 million archived records at 100 a page. A
+# listing beyond it does not end (HUBSPOT_ARCHIVED_LISTING_SECONDS usually stops it first).
+MAX_ARCHIVED_PAGES = 100_000
 
 
 class HubSpotClient:
@@ -52,7 +69,7 @@ class HubSpotClient:
         self._redactor = Redactor(settings.token)
         self._api = settings.base_url
         self._session = session or requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+        adapter = BoundedAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._session.headers.update(
@@ -68,6 +85,7 @@ class HubSpotClient:
         self._catalogues: dict[str, tuple[float, list[str]]] = {}  # by type
         self._metrics = metrics or Metrics()
         self._daily_left: int | None = None  # what HubSpot last said of its daily allowance
+        self._max_answer_bytes = int(settings.max_answer_mb * MEGABYTE)
 
     def catalogue(self, kind: ObjectType) -> list[str]:
         """The names of every property of ``kind`` (HubSpot's property catalogue), cached
@@ -88,11 +106,23 @@ class HubSpotClient:
                                             scope=kind.scope)
         return answers.search_page(data, kind, server_ms, calls)
 
-    def archived_pages(self, kind: ObjectType) -> Iterator[ArchivedPage]:
+    def archived_pages(self, kind: ObjectType, deadline: float | None = None) -> Iterator[ArchivedPage]:
         """Every archived (deleted) record of ``kind``, a list-API page at a time (ids,
-        archivedAt and modification times)."""
+        archivedAt and modification times).
+
+        The listing stops with a 502 where HubSpot's paging does not end: a cursor it gave
+        before, or more than `MAX_ARCHIVED_PAGES` pages; and with a 504 at ``deadline``
+        (monotonic seconds), if given, checked before each page is asked for."""
         after: str | None = None
-        while True:
+        seen: set[str] = set()
+        what = f"list of archived {kind.name}"
+        for _ in range(MAX_ARCHIVED_PAGES):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise HubSpotError(
+                    504, "HubSpot listing too slow",
+                    f"HubSpot's {what} did not end within HUBSPOT_ARCHIVED_LISTING_SECONDS "
+                    f"({self._settings.archived_listing_seconds:g} s); {len(seen) + 1} pages read.",
+                    retryable=True)
             params: dict[str, Any] = {"archived": "true", "limit": self._settings.list_page_size,
                                       "properties": kind.modified_property}
             if after is not None:
@@ -104,7 +134,10 @@ class HubSpotClient:
             yield page
             if page.after is None:
                 return
-            after = page.after
+            if page.after in seen:
+                raise _endless(what, f"it gave the cursor {quote(page.after)} twice")
+            seen.add(after := page.after)
+        raise _endless(what, f"it went on past {MAX_ARCHIVED_PAGES} pages")
 
     def schemas(self) -> list[Schema]:
         """The portal's custom objects."""
@@ -175,7 +208,9 @@ class HubSpotClient:
                 backoff = error.retry_after
             if error.upstream_status == 423:
                 backoff = max(backoff, 2.0)  # HubSpot: a locked resource wants at least 2 s
-        return backoff
+        # Never longer than retries may take in all (and never an endless sleep).
+        limit = self._settings.max_retry_wait_seconds
+        return min(backoff, limit) if math.isfinite(backoff) else limit
 
     def _before_retry(self, state: tenacity.RetryCallState, endpoint: str, kind: str) -> None:
         self._metrics.upstream_retries.labels(endpoint, kind).inc()
@@ -189,46 +224,93 @@ class HubSpotClient:
 
     def _send(self, method: str, path: str, endpoint: str, kind: str, scope: str,
               **kwargs: Any) -> tuple[Json, int]:
-        timeout = (self._settings.connect_timeout, self._settings.read_timeout)
+        settings = self._settings
+        timeout = (settings.connect_timeout, settings.read_timeout)
+        watch = Watch(settings.connect_timeout + settings.read_timeout)
+        watching = CURRENT.set(watch)
         outcome = "error"
         try:
-            response = self._session.request(method, self._api + path, timeout=timeout, **kwargs)
-            outcome = str(response.status_code)
-            self._window.note(response.headers)
-            for window, remaining in answers.rate_limits(response.headers).items():
-                self._metrics.rate_limit_remaining.labels(window).set(remaining)
-                if window == "daily":
-                    self._daily_left = remaining
+            with self._session.request(method, self._api + path, timeout=timeout, stream=True,
+                                       **kwargs) as response:
+                outcome = str(response.status_code)
+                self._note_limits(response)
+                content = read_bounded(response, self._max_answer_bytes, watch)
             if response.status_code in SUCCESS_STATUS:
-                data = orjson.loads(response.content)
+                data = orjson.loads(content)
                 if not isinstance(data, dict):
                     raise ValueError("not a JSON object")
                 return data, answers.server_ms(response.headers.get("Date"))
-        except requests.Timeout as exc:
-            outcome = "timeout"
-            raise HubSpotError(504, "HubSpot timed out",
-                               f"No answer from HubSpot within the timeout ({type(exc).__name__}).",
-                               retryable=True) from None
-        except requests.ConnectionError as exc:
-            outcome = "connection_error"
-            raise HubSpotError(504, "HubSpot unreachable",
-                               f"Could not connect to HubSpot: {self._quote(exc)}",
-                               retryable=True) from None
-        except (requests.RequestException, ValueError) as exc:
-            # A body cut short or not JSON: the connection broke mid-answer.
+        except AnswerTooLarge as exc:
+            outcome = "too_large"
+            raise HubSpotError(
+                502, "HubSpot answer too large",
+                f"HubSpot's {endpoint} answer for {kind} is larger than HUBSPOT_MAX_ANSWER_MB "
+                f"({settings.max_answer_mb:g} MB, {self._max_answer_bytes} bytes): {exc}; "
+                "the rest was not read.") from None
+        except (AnswerTooSlow, requests.RequestException) as exc:
+            outcome, error = self._failed(exc, watch, endpoint, kind)
+            raise error from None
+        except ValueError as exc:
+            # Not JSON, or JSON nested deeper than orjson's 1024 levels.
             outcome = "broken"
             raise HubSpotError(502, "HubSpot answer broken",
                                f"HubSpot's answer could not be read: {type(exc).__name__}.",
                                retryable=True) from None
         finally:
+            watch.end()
+            CURRENT.reset(watching)
             self._metrics.upstream_calls.labels(endpoint, kind, outcome).inc()
         try:
-            body = orjson.loads(response.content)
-        except ValueError:
+            body = orjson.loads(content)
+        except ValueError:  # not JSON (an HTML error page), or nested too deep
             body = None
         raise answers.failure(response.status_code, body, response.reason or "",
-                              answers.retry_after(response.headers.get("Retry-After")),
+                              self._advice(response.headers.get("Retry-After")),
                               scope, self._quote, response.headers.get(CORRELATION_HEADER))
+
+    def _note_limits(self, response: requests.Response) -> None:
+        """Take in what an answer's headers say of HubSpot's rate limits."""
+        self._window.note(response.headers)
+        for window, remaining in answers.rate_limits(response.headers).items():
+            self._metrics.rate_limit_remaining.labels(window).set(remaining)
+            if window == "daily":
+                self._daily_left = remaining
+
+    def _failed(self, exc: Exception, watch: Watch, endpoint: str,
+                kind: str) -> tuple[str, HubSpotError]:
+        """(outcome, error) of a request that broke off: too slow, unreachable or cut."""
+        if watch.expired or isinstance(exc, AnswerTooSlow):
+            seconds = self._settings.connect_timeout + self._settings.read_timeout
+            return "timeout", HubSpotError(
+                504, "HubSpot timed out",
+                f"HubSpot's {endpoint} answer for {kind} did not arrive whole within {seconds:g} s "
+                "(HUBSPOT_CONNECT_TIMEOUT + HUBSPOT_READ_TIMEOUT).", retryable=True)
+        if isinstance(exc, requests.Timeout):
+            return "timeout", HubSpotError(
+                504, "HubSpot timed out",
+                f"No answer from HubSpot within the timeout ({type(exc).__name__}).", retryable=True)
+        if isinstance(exc, requests.ConnectionError):
+            return "connection_error", HubSpotError(
+                504, "HubSpot unreachable", f"Could not connect to HubSpot: {self._quote(exc)}",
+                retryable=True)
+        # A body cut short: the connection broke mid-answer.
+        return "broken", HubSpotError(
+            502, "HubSpot answer broken",
+            f"HubSpot's answer could not be read: {type(exc).__name__}.", retryable=True)
+
+    @staticmethod
+    def _advice(header: str | None) -> float | None:
+        """HubSpot's Retry-After in seconds, finite and at most `RETRY_AFTER_CAP_SECONDS`."""
+        wait = answers.retry_after(header)
+        if wait is None:
+            return None
+        return min(wait, RETRY_AFTER_CAP_SECONDS) if math.isfinite(wait) else RETRY_AFTER_CAP_SECONDS
 
     def _quote(self, text: object) -> str:
         return quote(self._redactor.text(str(text)))
+
+
+def _endless(what: str, why: str) -> HubSpotError:
+    """HubSpot's paging of ``what`` does not end: a 502 that retrying would not mend."""
+    return HubSpotError(502, "HubSpot paging does not end",
+                        f"HubSpot's {what} would page on forever: {why}.")

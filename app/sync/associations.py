@@ -14,9 +14,14 @@ from typing import Any
 
 from ..hubspot import Association, HubSpotClient, HubSpotError
 from ..object_types import ObjectType
+from ..redact import quote
 from .export import Entity, ExportStats
 
 ASSOCIATION_BATCH = 1000  # HubSpot's most inputs per v4 batch read
+# Pages of one record's associations to one type: HubSpot allows a record at most 10,000
+# associations to one type (more only on request), at least 100 a page, so 100 pages; ten
+# times that is not a real record's paging but one that never ends.
+MAX_PAGES_PER_RECORD = 1_000
 
 
 def batches(entities: Iterator[Entity], size: int) -> Iterator[list[Entity]]:
@@ -49,6 +54,7 @@ class AssociationReader:
     def _read(self, target: ObjectType, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         """Every association of ``ids`` to ``target``, by id, sorted by the target's id."""
         found: dict[str, list[Association]] = {}
+        cursors: dict[str, set[str]] = {}  # by record: the cursors HubSpot gave so far
         pending: list[dict[str, str]] = [{"id": i} for i in ids]
         while pending:
             batch, pending = pending[:ASSOCIATION_BATCH], pending[ASSOCIATION_BATCH:]
@@ -59,6 +65,7 @@ class AssociationReader:
             for record, associated, after in answer.found:
                 found.setdefault(record, []).extend(associated)
                 if after is not None:
+                    self._check_paging(target, record, after, cursors.setdefault(record, set()))
                     pending.append({"id": record, "after": after})
             if missing := asked - answered:
                 raise HubSpotError(502, "HubSpot answer unusable",
@@ -66,3 +73,17 @@ class AssociationReader:
                                    f"{target.name}) says nothing of {len(missing)} of the ids "
                                    f"asked, such as {min(missing)!r}.")
         return {i: [a.entity() for a in sorted(found.get(i, []), key=lambda a: a.id)] for i in ids}
+
+    def _check_paging(self, target: ObjectType, record: str, after: str, given: set[str]) -> None:
+        """A 502 where a record's association paging would never end (a cursor HubSpot gave
+        before, or `MAX_PAGES_PER_RECORD` pages), instead of reading on for ever, on the
+        budget every export shares; else note ``after`` among those ``given``."""
+        why = (f"it gave the cursor {quote(after)} twice" if after in given else
+               f"it went on past {MAX_PAGES_PER_RECORD} pages" if len(given) + 1 >= MAX_PAGES_PER_RECORD
+               else None)
+        if why is not None:
+            raise HubSpotError(502, "HubSpot paging does not end",
+                               f"HubSpot's association answer ({self._source.name} to "
+                               f"{target.name}) would page on forever for record "
+                               f"{quote(record)}: {why}.")
+        given.add(after)

@@ -40,6 +40,15 @@ Restores: HubSpot sets a restored record's modification time to the moment of th
 so search reports it live again, after its deletion. Purges (after 90 days, or GDPR deletes)
 leave no trace anywhere: Sesam's full rescan is the only remedy.
 
+Bounds: the listing holds the type's lock (every incremental export of the type needs the
+snapshot), so it must end. The client stops it where HubSpot's paging does not end (a
+cursor given twice, or an implausible number of pages: a 502), and it is given
+``HUBSPOT_ARCHIVED_LISTING_SECONDS`` in all (checked before each page is asked for, and
+each page is bounded by the client: a 504 past it). An export that waits for another's
+listing waits as long at most, then answers a 503 with a Retry-After instead of hanging
+behind a listing that overran. A listing that fails leaves the previous snapshot in place
+(or none): the next export lists again.
+
 Merges: a record merged into another vanishes without being archived; the survivor's
 ``hs_merged_object_ids`` names it. Each id there other than the survivor's own is reported
 deleted just before the survivor (`deletion_entity` with ``merged_into``), every time the
@@ -55,12 +64,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..hubspot import ArchivedPage, ArchivedRecord, HubSpotClient
+from ..hubspot import ArchivedPage, ArchivedRecord, HubSpotClient, HubSpotError
 from ..object_types import ObjectType
 from ..timestamps import format_ms
 from .positions import ALL_IDS, Key, Position, encode_position
 
 SECOND_MS = 1000  # HubSpot's Date header has whole seconds
+# When an export that found the listing still running past its deadline is told to come
+# back: the overrun is at most one HubSpot call, which the client bounds.
+LISTING_BUSY_RETRY_SECONDS = 30
 Entity = dict[str, Any]
 
 
@@ -119,8 +131,12 @@ class ArchivedSnapshots:
     """The one archived snapshot of an object type, shared by every export. Thread-safe."""
 
     def __init__(self, client: HubSpotClient, kind: ObjectType, settle_ms: int,
-                 interval_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+                 interval_seconds: float, clock: Callable[[], float] = time.monotonic, *,
+                 listing_seconds: float = 900.0) -> None:
+        """``clock`` times the snapshot's interval; ``listing_seconds`` (real time) bounds
+        one listing, and how long an export waits for another's."""
         self._client = client
+        self._listing_seconds = listing_seconds
         self._kind = kind
         self._settle_ms = settle_ms
         self._interval = interval_seconds
@@ -135,20 +151,30 @@ class ArchivedSnapshots:
 
     def current(self, on_page: Callable[[ArchivedPage], None]) -> Snapshot:
         """The snapshot, read anew if it is older than the interval (``on_page`` sees each
-        listing page then). Concurrent callers wait for one listing and share it."""
-        with self._lock:
+        listing page then). Concurrent callers wait for one listing and share it, for as
+        long as a listing may take; after that, a 503."""
+        if not self._lock.acquire(timeout=self._listing_seconds):
+            raise HubSpotError(
+                503, "Deleted records still being listed",
+                f"Another export has been listing the archived {self._kind.name} for over "
+                f"{self._listing_seconds:g} s (HUBSPOT_ARCHIVED_LISTING_SECONDS); try again later.",
+                retry_after=LISTING_BUSY_RETRY_SECONDS)
+        try:
             now = self._clock()
             if self._current is None or now - self._current.taken_at >= self._interval:
                 previous = self._current.first_seen if self._current else {}
                 self._current = self._read(now, previous, on_page)
             return self._current
+        finally:
+            self._lock.release()
 
     def _read(self, now: float, previous: dict[int, int],
               on_page: Callable[[ArchivedPage], None]) -> Snapshot:
         keys: list[Key] = []
         seen: dict[int, int] = {}
         complete_ms: int | None = None
-        for page in self._client.archived_pages(self._kind):
+        deadline = time.monotonic() + self._listing_seconds
+        for page in self._client.archived_pages(self._kind, deadline):
             on_page(page)
             if complete_ms is None:
                 complete_ms = page.server_ms - self._settle_ms

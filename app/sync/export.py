@@ -85,7 +85,8 @@ class Exporter:
         self.workers = workers
         self.settle_ms = int(settings.settle_seconds * 1000)
         self.snapshots = ArchivedSnapshots(client, kind, self.settle_ms,
-                                           settings.snapshot_seconds, clock)
+                                           settings.snapshot_seconds, clock,
+                                           listing_seconds=settings.archived_listing_seconds)
 
     def properties(self) -> list[str]:
         """The properties to export: the configured ones, else HubSpot's whole catalogue;
@@ -189,6 +190,10 @@ class _Pass:
         wanted = self._run.limit
         expected: int | None = None  # results the next query is thought to have
         while (query := walk.next_query()) is not None:
+            try:
+                walk.begin(query)
+            except WalkError as exc:  # the same query again: HubSpot's answers go nowhere
+                raise unusable("search", exc) from None
             read = QueryRead(walk, query, size, expected=expected, wanted=wanted)
             in_flight: deque[Future[SearchPage]] = deque()
             try:

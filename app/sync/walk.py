@@ -141,6 +141,21 @@ class KeysetWalk:
         self._tie_ms: int | None = None
         self._held: Keyed = []  # results after `_after` held back within a stream
         self._done = False
+        self._sent: set[Query] = set()  # queries begun since `_after` last moved
+        self._sent_from = start
+
+    def begin(self, query: Query) -> None:
+        """``query`` is about to be sent. Raises WalkError if it was sent before and the walk
+        has not moved on since: HubSpot's answers made no progress (a scan whose page is one
+        millisecond that a read by id finds empty, again and again), and the walk would
+        loop. Each query otherwise emits a result, moves on to reading by id, or ends."""
+        if self._after != self._sent_from:
+            self._sent.clear()
+            self._sent_from = self._after
+        if query in self._sent:
+            raise WalkError(f"HubSpot's answers made no progress: the walk came back to the "
+                            f"same {query.kind} query after {self._after}")
+        self._sent.add(query)
 
     @property
     def horizon_ms(self) -> int | None:
