@@ -285,17 +285,23 @@ class TestStartRefusesNumbersOutOfRange:
         """Every numeric variable set to inf, nan, 1e12, a negative number or nothing:
         `python -m app` exits at once with one line naming the variable, no traceback
         (before, 1e12 seconds of settle time started a service that answered `200 []`)."""
-        env = {**_clean_env(PORT=str(free_port())), name: value}
-        try:
-            result = subprocess.run([sys.executable, "-m", "app"], cwd=ROOT, timeout=60,
-                                    env=env, capture_output=True, text=True)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"{name}={value!r}: the service started instead of refusing")
-        assert result.returncode != 0, f"{name}={value!r} was accepted: {result.stdout[-300:]}"
-        message = result.stderr.strip()
-        assert "\n" not in message and message.startswith(f"configuration error: {name}"), (
-            f"{name}={value!r}: {result.stderr!r}")
+        result = refused_at_start({**_clean_env(PORT=str(free_port())), name: value}, name, value)
         assert result.stdout == "", f"{name}={value!r} printed {result.stdout[:300]!r}"
+
+
+def refused_at_start(env: dict[str, str], name: str, value: str) -> subprocess.CompletedProcess[str]:
+    """`python -m app` with ``env``, which sets ``name`` to ``value``: it must exit at once,
+    not zero, with one line on stderr naming the variable."""
+    try:
+        result = subprocess.run([sys.executable, "-m", "app"], cwd=ROOT, timeout=60,
+                                env=env, capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{name}={value!r}: the service started instead of refusing")
+    assert result.returncode != 0, f"{name}={value!r} was accepted: {result.stderr[-300:]}"
+    message = result.stderr.strip()
+    assert "\n" not in message and message.startswith(f"configuration error: {name}"), (
+        f"{name}={value!r}: {result.stderr[-1000:]!r}")
+    return result
 
 
 URL_PASSWORD = "pw-8c1f2e"
@@ -316,16 +322,9 @@ class TestStartRefusesLenientValues:
         a password of the URL (before, `http://[::1` was a traceback, and user info was
         taken, sent as Basic auth instead of the token, and logged at start)."""
         env = {**_clean_env(PORT=str(free_port()), HUBSPOT_ACCESS_TOKEN=TOKEN), name: value}
-        try:
-            result = subprocess.run([sys.executable, "-m", "app"], cwd=ROOT, timeout=60,
-                                    env=env, capture_output=True, text=True)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"{name}={value!r}: the service started instead of refusing")
-        assert result.returncode != 0, f"{name}={value!r} was accepted: {result.stderr[-300:]}"
-        message = result.stderr.strip()
-        assert "\n" not in message and message.startswith(f"configuration error: {name}"), (
-            f"{name}={value!r}: {result.stderr[-1000:]!r}")
-        assert URL_PASSWORD not in result.stderr + result.stdout, f"{name}: the password is shown: {message}"
+        result = refused_at_start(env, name, value)
+        assert URL_PASSWORD not in result.stderr + result.stdout, (
+            f"{name}: the password is shown: {result.stderr.strip()}")
 
 
 def peak_rss_kb(pid: int) -> int:

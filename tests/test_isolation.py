@@ -34,6 +34,7 @@ from app.sync.positions import START_POSITION
 from sandbox import Fault, Sandbox, SandboxServer
 
 from .sesam import T0
+from .test_load import free_port, stop, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
@@ -69,13 +70,6 @@ class Service:
         return total
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(name="portal")
 def _portal() -> Iterator[tuple[Sandbox, SandboxServer]]:
     sandbox = Sandbox(contacts=600, seed=11, now_ms=T0, custom_properties=0)
@@ -109,29 +103,6 @@ def _start(portal: tuple[Sandbox, SandboxServer],
             return service
 
         yield start
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:  # still waiting for a hanging HubSpot call
-        process.kill()
-        process.wait(timeout=10)
-
-
-def wait_until_healthy(service: Service) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        assert service.process.poll() is None, (
-            f"the service exited with {service.process.returncode}: {service.log_tail()}")
-        try:
-            if requests.get(service.url + "/health", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        assert time.monotonic() < deadline, f"no /health in {START_TIMEOUT} s: {service.log_tail()}"
-        time.sleep(0.2)
 
 
 def export_giving_up(url: str) -> str:

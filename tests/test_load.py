@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import orjson
 import pytest
@@ -115,15 +115,21 @@ def _service(portal: tuple[Sandbox, SandboxServer],
         wait_until_healthy(service)
         yield service
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
 
 
-def wait_until_healthy(service: Service) -> None:
+def stop(process: subprocess.Popen) -> None:
+    """Stop a started service: asked first, killed if it does not go (it may be waiting
+    for a hanging HubSpot call)."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def wait_until_healthy(service: Any) -> None:
     """Poll /health until the service answers (or exits, or START_TIMEOUT passes)."""
     deadline = time.monotonic() + START_TIMEOUT
     while True:
