@@ -6,10 +6,12 @@ and the query's `limit` is a plain number of ASCII digits."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import pytest
 from starlette.testclient import TestClient
 
+from app.hubspot.client import SCHEMAS_ATTEMPTS
 from app.object_types import LISTED_CHARS, LISTED_TYPES, STANDARD_NAMES
 from sandbox import Sandbox
 from sandbox.faults import Fault
@@ -139,6 +141,19 @@ class TestSchemasFailuresAreRemembered:
         assert sandbox.request_counts()["schemas"] == calls, (
             f"{status}: {sandbox.request_counts()['schemas']} schemas calls after {calls} for the first request")
         assert service.get("/objects/deals", params={"limit": 1}).status_code == 200, "a standard type failed"
+
+
+    def test_a_failing_read_is_retried_once_not_by_the_export_schedule(
+            self, configure: Callable[..., TestClient], sandbox: Sandbox) -> None:
+        """The schemas read is on the path of the request that names a custom object: HubSpot
+        failing costs that request SCHEMAS_ATTEMPTS calls, not the export's whole retry
+        schedule (HUBSPOT_MAX_RETRIES, 9 calls and about 93 s by default)."""
+        service = configure(max_retries=5)
+        sandbox.inject(Fault("schemas", status=500, times=None))
+        sandbox.reset_counters()
+        answer = service.get("/objects/2-1")
+        assert answer.status_code == 502, f"{answer.status_code} {answer.text[:300]}"
+        assert sandbox.request_counts()["schemas"] == SCHEMAS_ATTEMPTS, sandbox.request_counts()
 
 
 class TestLimitIsPlainDigits:

@@ -45,6 +45,7 @@ from .transport import CURRENT, AnswerTooLarge, AnswerTooSlow, BoundedAdapter, W
 log = logging.getLogger(__name__)
 
 SUCCESS_STATUS = frozenset({200, 207})  # 207: a batch where some inputs had nothing to return
+SCHEMAS_ATTEMPTS = 2  # one retry of the schemas read, for a passing failure
 CORRELATION_HEADER = "X-HubSpot-Correlation-Id"  # on every answer, HTML error pages included
 Json = dict[str, Any]
 MEGABYTE = 1024 * 1024
@@ -140,9 +141,13 @@ class HubSpotClient:
         raise _endless(what, f"it went on past {MAX_ARCHIVED_PAGES} pages")
 
     def schemas(self) -> list[Schema]:
-        """The portal's custom objects."""
+        """The portal's custom objects, in at most SCHEMAS_ATTEMPTS requests: the read is
+        on the path of a request that names a custom object, and its failure is remembered
+        for a minute (`ObjectTypes`), so a long retry schedule would hold that request for
+        minutes and buy little."""
         data, _, _ = self._call("GET", "/crm/v3/schemas", endpoint="schemas", kind=NO_TYPE,
-                                scope=SCHEMAS_SCOPE)
+                                scope=SCHEMAS_SCOPE,
+                                attempts=min(SCHEMAS_ATTEMPTS, self._settings.max_retries + 1))
         return answers.schemas(data)
 
     def associations(self, source: ObjectType, target: ObjectType,
