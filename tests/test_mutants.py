@@ -28,6 +28,7 @@ from . import test_deletions as deletions_level
 from . import test_get_contacts as service_level
 from . import test_listing as listing
 from . import test_untrusted_answers as untrusted
+from . import test_walk_guard as guard
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,9 @@ MUTANTS = {
         lambda service, sandbox, configure: _with_monkeypatch(
             lambda patch: listing.TestCompletenessPoint().test_a_deletion_while_the_listing_runs_is_not_hidden(
                 configure, sandbox, patch))),
+    "a search answer taken without checking it against its query": (
+        Mutant(walk.QueryRead, "take", "check_answer(self.query, keyed)", "pass"),
+        service_test(guard.TestOrder().test_a_scan_whose_times_go_backwards)),
 }
 
 
