@@ -19,14 +19,16 @@ import pytest
 from starlette.testclient import TestClient
 
 from app import redact
-from app.hubspot import answers
-from app.sync import export, walk
+from app.hubspot import answers, client
+from app.sync import deletions, export, walk
 from sandbox import Sandbox
 
 from . import test_continuation as unit
 from . import test_deletions as deletions_level
 from . import test_get_contacts as service_level
+from . import test_listing as listing
 from . import test_untrusted_answers as untrusted
+from . import test_walk_guard as guard
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,32 @@ MUTANTS = {
         Mutant(answers, "as_id", "return value if 0 < value <= MAX_ID else None", "return value"),
         lambda service, sandbox, configure: untrusted.TestEveryUpdatedIsAcceptedBack(
         ).test_an_id_outside_hubspots_range_is_a_502(service, sandbox, str(answers.MAX_ID + 1), None)),
+    # The archived listing, which a mutation audit found unpinned (issue 21).
+    "a listing that reads its first page only": (
+        Mutant(client.HubSpotClient, "archived_pages", "if page.after is None:", "if True:"),
+        lambda service, sandbox, configure: listing.TestPaging().test_every_page_is_read(
+            5, configure, sandbox)),
+    "a listing that asks every type for contacts' modification property": (
+        Mutant(client.HubSpotClient, "archived_pages", '"properties": kind.modified_property}',
+               '"properties": "lastmodifieddate"}'),
+        lambda service, sandbox, configure: listing.TestEveryTypesProperty(
+        ).test_the_listing_asks_for_the_types_modification_property(
+            "deals", "deletion time", service, sandbox)),
+    "a snapshot complete up to its last page": (
+        Mutant(deletions.ArchivedSnapshots, "_read", "if complete_ms is None:", "if True:"),
+        lambda service, sandbox, configure: _with_monkeypatch(
+            lambda patch: listing.TestCompletenessPoint().test_a_deletion_while_the_listing_runs_is_not_hidden(
+                configure, sandbox, patch))),
+    "a search answer taken without checking it against its query": (
+        Mutant(walk.QueryRead, "take", "check_answer(self.query, keyed)", "pass"),
+        service_test(guard.TestOrder().test_a_scan_whose_times_go_backwards)),
 }
+
+
+def _with_monkeypatch(test: Callable[[pytest.MonkeyPatch], None]) -> None:
+    """Runs ``test`` with a monkeypatch of its own, undone after it."""
+    with pytest.MonkeyPatch.context() as patch:
+        test(patch)
 
 
 @pytest.mark.parametrize("name", MUTANTS)

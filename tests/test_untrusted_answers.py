@@ -408,6 +408,9 @@ class TestEveryUpdatedIsAcceptedBack:
         entities = service.get("/get_contacts", params={"since": SINCE}).json()
         ours = [e for e in entities if e["_id"] in (str(MAX_ID), str(MAX_ID - 1), "7")]
         assert [e["_id"] for e in ours] == ["7", str(MAX_ID - 1), str(MAX_ID)], ours
+        # HubSpot's own answers from here: the crafted one holds the very key each of these
+        # resumes after, which contradicts the query's filter (a 502, tests/test_walk_guard.py).
+        sandbox.clear_faults()
         for entity in ours:
             response = service.get("/get_contacts", params={"since": entity["_updated"]})
             assert response.status_code == 200, f"{entity['_updated']}: {response.text[:300]}"

@@ -17,7 +17,7 @@ from itertools import chain
 from typing import Any, Iterable, Literal
 
 from ..object_types import ID_PROPERTY
-from ..timestamps import MAX_MS
+from ..timestamps import MAX_MS, format_ms
 from .positions import ALL_IDS, Key
 
 SortKey = tuple[int, int]
@@ -308,7 +308,9 @@ class QueryRead:
         return offset
 
     def take(self, keyed: Keyed, has_more: bool, total: int | None) -> Keyed:
-        """The next answer, in offset order: what the walk emits from it."""
+        """The next answer, in offset order: what the walk emits from it. Raises WalkError
+        if the answer contradicts its own query (`check_answer`)."""
+        check_answer(self.query, keyed)
         if self._join.pages == 0:
             self._known = total
         added = self._join.add(keyed, has_more, total)
@@ -332,6 +334,57 @@ class QueryRead:
         if self._known is None or following is None or following.kind != self.query.kind:
             return None
         return max(self._known - self.emitted, 0) or None
+
+
+def check_answer(query: Query, keyed: Keyed) -> None:
+    """Raise WalkError if a search answer for ``query`` (results in HubSpot's order) is not
+    the answer to that query: a result that breaks the query's sort order, or its filter.
+
+    The walk rests on search returning, for each record, the values it filtered and sorted
+    on (see docs/design.md, "What the walk assumes of search"): it ends a pass at the first
+    result beyond the horizon, and goes on from the last key it emitted. An answer whose
+    values are not those would make it skip records silently, so it is refused instead.
+
+    Order: a scan is sorted by modification time only (ties come in any order of id), a
+    read by id by id on one millisecond. Filter: every result lies after ``query.after``
+    (HubSpot's GT), on the millisecond a read by id is on, and at or before the horizon
+    where a scan sent it (LTE; the first query is open-ended and sends none)."""
+    ms, last_id = query.after
+    previous: SortKey | None = None
+    for key, _ in keyed:
+        record = f"record {key[1]} (modified {_shown_ms(key[0])})"
+        if key <= query.after:
+            raise WalkError(f"{record} is not after {_shown_key(query.after)}, where the "
+                            f"{query.kind} query asked only for results after it")
+        if query.kind == "tie" and key[0] != ms:
+            raise WalkError(f"{record} is not on {_shown_ms(ms)}, the only millisecond the "
+                            "query by id asked for")
+        if query.kind == "scan" and key[0] > query.horizon_ms:  # MAX_MS: none sent
+            raise WalkError(f"{record} is beyond the horizon {_shown_ms(query.horizon_ms)} "
+                            "the query asked for results up to")
+        if previous is not None and (key[1] < previous[1] if query.kind == "tie"
+                                     else key[0] < previous[0]):
+            raise WalkError(f"{record} comes after record {previous[1]} (modified "
+                            f"{_shown_ms(previous[0])}) in an answer sorted by "
+                            f"{'id' if query.kind == 'tie' else 'modification time'}: the "
+                            "answer's order goes backwards")
+        previous = key
+
+
+def _shown_ms(ms: int) -> str:
+    try:
+        return format_ms(ms)
+    except ValueError:
+        return f"{ms} ms"
+
+
+def _shown_key(key: SortKey) -> str:
+    ms, record_id = key
+    if record_id < 0:
+        return f"the start of {_shown_ms(ms)}"
+    if record_id >= ALL_IDS:
+        return f"the end of {_shown_ms(ms)}"
+    return f"record {record_id} (modified {_shown_ms(ms)})"
 
 
 def search_body(
