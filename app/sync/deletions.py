@@ -329,9 +329,7 @@ class ArchivedSnapshots:
             if wait > 0:
                 self._sleep(wait)
             next_at = self._timer() + self._pace
-            page = next(pages, None)  # the generator asks HubSpot for the page now
-            if page is None:
-                break
+            page = next(pages)  # the generator asks HubSpot for the page now
             on_page(page)
             calls += page.calls
             if complete_ms is None:
@@ -340,6 +338,8 @@ class ArchivedSnapshots:
             for record in page.records:
                 seen[record.id] = previous.get(record.id, default)
                 keys.append(Key(deletion_ms(record, seen[record.id]), record.id))
+            if page.after is None:  # the last page: no wait for a call that is not made
+                break
         keys.sort()
         assert complete_ms is not None, "archived_pages yields at least one page"
         return Snapshot(complete_ms, now, keys, seen, calls)
