@@ -40,14 +40,27 @@ Restores: HubSpot sets a restored record's modification time to the moment of th
 so search reports it live again, after its deletion. Purges (after 90 days, or GDPR deletes)
 leave no trace anywhere: Sesam's full rescan is the only remedy.
 
-Bounds: the listing holds the type's lock (every incremental export of the type needs the
-snapshot), so it must end. The client stops it where HubSpot's paging does not end (a
+Renewal: only the first snapshot of a type is listed while an export waits (it holds the
+type's lock; concurrent exports wait for that one listing). Once a snapshot exists, the
+export that finds it due starts the renewal in the background (the service's `Workers`),
+one at a time, waits for it at most ``HUBSPOT_ARCHIVED_WAIT_SECONDS`` and otherwise answers
+from the snapshot it has: capped at that snapshot's completeness point, an old snapshot is
+only late, never wrong. A renewal that fails is logged and the old snapshot serves on; the
+first export after the interval tries again.
+
+Budget: a recycle bin of 100,000 takes 1,000 calls a listing. The interval between the
+starts of two listings is the configured one or, if longer, the one at which listings use
+at most ``HUBSPOT_LISTING_DAILY_SHARE`` of HubSpot's daily limit (`listing_interval`, with
+the calls of the last listing; the limit is taken as `ASSUMED_DAILY_LIMIT` unless HubSpot
+said more calls are left), and a listing's calls are paced to half the 10-second budget.
+
+Bounds: a listing must end. The client stops it where HubSpot's paging does not end (a
 cursor given twice, or an implausible number of pages: a 502), and it is given
 ``HUBSPOT_ARCHIVED_LISTING_SECONDS`` in all (checked before each page is asked for, and
 each page is bounded by the client: a 504 past it). An export that waits for another's
-listing waits as long at most, then answers a 503 with a Retry-After instead of hanging
-behind a listing that overran. A listing that fails leaves the previous snapshot in place
-(or none): the next export lists again.
+first listing waits as long at most, then answers a 503 with a Retry-After instead of
+hanging behind a listing that overran. A first listing that fails leaves no snapshot: the
+next export lists again.
 
 Merges: a record merged into another vanishes without being archived; the survivor's
 ``hs_merged_object_ids`` names it. Each id there other than the survivor's own is reported
