@@ -230,11 +230,6 @@ class ArchivedSnapshots:
             assert self._current is not None
             return self._current
 
-    def listing(self) -> bool:
-        """Whether a background listing is under way."""
-        with self._changed:
-            return self._listing
-
     def _first(self, on_page: Callable[[ArchivedPage], None]) -> Snapshot:
         if not self._lock.acquire(timeout=self._listing_seconds):
             raise HubSpotError(
@@ -246,8 +241,8 @@ class ArchivedSnapshots:
             with self._changed:
                 if self._current is not None:  # listed by the export this one waited for
                     return self._current
-                self._last_start = self._clock()
-            snapshot = self._listed(self._last_start, {}, on_page)
+                self._last_start = now = self._clock()
+            snapshot = self._listed(now, {}, on_page)
             with self._changed:
                 self._current = snapshot
                 self._changed.notify_all()
