@@ -78,6 +78,12 @@ class Settings:
     max_answer_mb: float = 16.0
     # How long one listing of a type's archived records may take before it is given up.
     archived_listing_seconds: float = 900.0
+    # How long an incremental export waits for a renewal of the archived snapshot that is
+    # under way before it answers from the snapshot it has (the first one is always waited for).
+    archived_wait_seconds: float = 10.0
+    # The most the archived listings may use of HubSpot's daily limit, in percent: the
+    # snapshot interval grows with the listing's cost to stay within it.
+    listing_daily_share: float = 10.0
 
     @property
     def snapshot_seconds(self) -> float:
@@ -293,4 +299,10 @@ VARIABLES: tuple[Variable, ...] = (
     # pages, 900,000 archived records.
     number("archived_listing_seconds", ("HUBSPOT_ARCHIVED_LISTING_SECONDS",), float, 10, 1800,
            "seconds"),
+    # 0 never waits; at most the listing's own bound.
+    number("archived_wait_seconds", ("HUBSPOT_ARCHIVED_WAIT_SECONDS",), float, 0, 1800,
+           "seconds"),
+    # Of HubSpot's daily limit (at least 250,000 calls on every plan): 1 % keeps the listings
+    # out of the way; 50 % leaves the other half for everything else.
+    number("listing_daily_share", ("HUBSPOT_LISTING_DAILY_SHARE",), float, 1, 50, "percent"),
 )

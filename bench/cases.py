@@ -682,3 +682,64 @@ CASES: dict[str, Callable[[Sizes, list[str]], list[Row]]] = {
     "B10": b10_many_consumers,
     "B11": b11_health_under_load,
 }
+
+
+# --------------------------------------------------------------------------- B13
+
+B13_ARCHIVED = 10_000  # the recycle bin listed; its figures are scaled to B13_SCALED_TO
+B13_SMOKE_ARCHIVED = 300
+B13_SCALED_TO = 100_000  # a bin listed 100 a call: calls scale with its size
+B13_PIPE_SECONDS = 30  # a pipe that runs every 30 s
+B13_DAILY_LIMIT = 500_000  # HubSpot Professional's daily limit, the share is reported of
+HOUR = 3600
+
+
+def b13_listing_at_scale(sizes: Sizes, notes: list[str]) -> list[Row]:
+    """A recycle bin of B13_ARCHIVED contacts (scaled to B13_SCALED_TO): the list calls one
+    listing takes (measured), so the interval the service keeps between listings
+    (`listing_interval`, at the default 10 % share of the 250,000 a day it assumes while
+    HubSpot reports no more), hence the calls an hour with a pipe every 30 s; and how long an
+    incremental run takes without a snapshot (it waits for the first listing, paced at half
+    the default 10-second budget) and with one in place."""
+    from app.sync.deletions import ASSUMED_DAILY_LIMIT, listing_interval
+
+    archived = B13_ARCHIVED if sizes == FULL else B13_SMOKE_ARCHIVED
+    with portal(archived + 1_000) as (sandbox, service, http):
+        ids = sorted(sandbox.truth()["live"], key=int)[:archived]
+        sandbox.admin("POST", "archive", {"ids": ids})
+        sandbox.advance(2000)
+        since = consume(http, service.url).last_updated
+        runs = []
+        for _ in ("without a snapshot", "with a snapshot in place"):
+            export, stats = measure_calls(sandbox, lambda: consume(http, service.url, since=since))  # noqa: B023
+            runs.append((export.seconds, stats["list"]))
+    (cold_s, calls), (warm_s, warm_calls) = runs
+    if warm_calls:
+        notes.append(f"B13: the run with a snapshot in place listed again ({warm_calls} calls)")
+    scale = B13_SCALED_TO / archived
+    scaled_calls = math.ceil(calls * scale)
+    default_share = DEFAULTS.listing_daily_share / 100
+    interval = listing_interval(DEFAULTS.snapshot_seconds, scaled_calls, default_share, ASSUMED_DAILY_LIMIT)
+    period = math.ceil(interval / B13_PIPE_SECONDS) * B13_PIPE_SECONDS  # the first run after it lists
+    per_hour = scaled_calls * HOUR / period
+    before = scaled_calls * HOUR / max(DEFAULTS.snapshot_seconds, B13_PIPE_SECONDS)  # every 60 s
+    share = per_hour * 24 / B13_DAILY_LIMIT
+    scaled_cold = cold_s * scale
+    return [
+        Row("B13", f"list calls/hour, recycle bin of {B13_SCALED_TO:,} (measured on {archived:,}: "
+            f"{calls} calls a listing), a pipe every {B13_PIPE_SECONDS} s",
+            f"{per_hour:,.0f}/h (every {period:,} s)", f"{before:,.0f}/h (every 60 s, before)",
+            f"{share:.1%} of {B13_DAILY_LIMIT:,}/day", f"<= {DEFAULTS.listing_daily_share:g} %",
+            share <= default_share,
+            {"archived": archived, "calls_per_listing": calls, "scaled_calls": scaled_calls,
+             "interval_s": interval, "period_s": period, "calls_per_hour": per_hour,
+             "calls_per_hour_before": before, "share_of_daily": share}),
+        Row("B13", f"incremental run with the archived snapshot in place vs without (first listing, "
+            f"{archived:,} archived; x{scale:g} = {scaled_cold:,.0f} s for {B13_SCALED_TO:,})",
+            f"{warm_s:.2f} s", f"{cold_s:.2f} s", f"x{warm_s / cold_s:.3f}", "no listing waited for",
+            warm_calls == 0,
+            {"with_snapshot_s": warm_s, "without_snapshot_s": cold_s, "scaled_without_s": scaled_cold}),
+    ]
+
+
+CASES["B13"] = b13_listing_at_scale

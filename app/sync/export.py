@@ -84,9 +84,13 @@ class Exporter:
         self.settings = settings
         self.workers = workers
         self.settle_ms = int(settings.settle_seconds * 1000)
-        self.snapshots = ArchivedSnapshots(client, kind, self.settle_ms,
-                                           settings.snapshot_seconds, clock,
-                                           listing_seconds=settings.archived_listing_seconds)
+        # Renewed in the background, on the request threads (one listing per type at a time).
+        self.snapshots = ArchivedSnapshots(
+            client, kind, self.settle_ms, settings.snapshot_seconds, clock,
+            listing_seconds=settings.archived_listing_seconds, start=workers.submit,
+            wait_seconds=settings.archived_wait_seconds,
+            daily_share=settings.listing_daily_share / 100,
+            rate_per_10s=settings.general_rate_per_10s)
 
     def properties(self) -> list[str]:
         """The properties to export: the configured ones, else HubSpot's whole catalogue;
