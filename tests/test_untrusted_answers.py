@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -510,6 +510,7 @@ class TestEveryParserOnRandomShapes:
             assert all(isinstance(scope, str) for scope in required_scopes(body))
 
     @PROPERTY_RUNS
+    @example(None, {"X-HubSpot-RateLimit-Remaining": "0\x1f"})  # strip() takes \x1f, int() not
     @given(st.one_of(st.none(), TEXTS), st.dictionaries(
         st.sampled_from(["X-HubSpot-RateLimit-Secondly-Remaining", "X-HubSpot-RateLimit-Remaining",
                          "X-HubSpot-RateLimit-Daily-Remaining", "Other"]), TEXTS))

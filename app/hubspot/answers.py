@@ -320,8 +320,9 @@ def rate_limits(headers: Mapping[str, str]) -> dict[str, int]:
     left = {}
     for window, name in RATE_LIMIT_HEADERS.items():
         value = headers.get(name)
-        if isinstance(value, str) and _is_count(value.strip()):
-            left[window] = int(value)
+        count = value.strip() if isinstance(value, str) else ""
+        if _is_count(count):
+            left[window] = int(count)
     return left
 
 
