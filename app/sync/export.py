@@ -87,7 +87,7 @@ class Exporter:
         # Renewed in the background, on the request threads (one listing per type at a time).
         self.snapshots = ArchivedSnapshots(
             client, kind, self.settle_ms, settings.snapshot_seconds, clock,
-            listing_seconds=settings.archived_listing_seconds, start=workers.submit,
+            listing_seconds=settings.archived_listing_seconds, start=workers.background,
             wait_seconds=settings.archived_wait_seconds,
             daily_share=settings.listing_daily_share / 100,
             rate_per_10s=settings.general_rate_per_10s)

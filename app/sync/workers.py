@@ -7,6 +7,11 @@ for requests that no thread is left to send. Requests are bounded by ``request_t
 (the client's budget spaces them anyway); readers by ``reader_threads``, beyond which an
 export reads as it sends, a little slower and just as right. Both pools are made when first
 needed and shut down by `close` (the app's lifespan), which also stops every reader.
+
+A third, small pool renews the types' archived snapshots (`background`): a listing takes
+minutes in a big portal, and in the request pool a dozen types renewing at once would hold
+most of the threads that exports send their searches with. Renewals beyond its size wait
+their turn; the snapshot they renew serves meanwhile.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ T = TypeVar("T")
 
 REQUEST_THREADS = 16  # HubSpot requests in flight at once, for every export of every type
 READER_THREADS = 32  # exports (and association streams) read ahead at once
-REQUESTS, READERS = "hubspot-request", "export-read-ahead"  # the pools, and their threads' names
+LISTING_THREADS = 2  # archived listings renewed at once, for every type
+# The pools, and their threads' names.
+REQUESTS, READERS, LISTINGS = "hubspot-request", "export-read-ahead", "archived-listing"
 
 
 class ShuttingDown(RuntimeError):
@@ -33,7 +40,7 @@ class Workers:
 
     def __init__(self, request_threads: int = REQUEST_THREADS,
                  reader_threads: int = READER_THREADS) -> None:
-        self._sizes = {REQUESTS: request_threads, READERS: reader_threads}
+        self._sizes = {REQUESTS: request_threads, READERS: reader_threads, LISTINGS: LISTING_THREADS}
         self._lock = threading.Lock()
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._readers: set[_Handover[Any]] = set()
@@ -48,6 +55,10 @@ class Workers:
     def submit(self, call: Callable[..., T], *args: object) -> Future[T]:
         """Send a HubSpot request in the background."""
         return self._pool(REQUESTS).submit(call, *args)
+
+    def background(self, call: Callable[..., T], *args: object) -> Future[T]:
+        """Run a long piece of HubSpot work (an archived listing) in the background."""
+        return self._pool(LISTINGS).submit(call, *args)
 
     def read_ahead(self, source: Iterator[T], depth: int) -> Iterator[T]:
         """Iterate ``source`` in the background, at most ``depth`` items ahead of the
