@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 import orjson
@@ -106,6 +106,90 @@ def problem_of(response: httpx.Response, status: int, context: str) -> dict[str,
         f"{context}: {response.headers}")
     problem: dict[str, Any] = response.json()
     return problem
+
+
+# -- the service, as HubSpot really fails ------------------------------------------------
+
+
+class TestCloudflarePages:
+    @pytest.mark.parametrize("status", CLOUDFLARE)
+    def test_one_page_then_success_is_retried(self, service: TestClient, sandbox: Sandbox,
+                                              status: int, caplog) -> None:
+        """One 5xx with Cloudflare's HTML page (a 524 is Cloudflare's timeout) and then
+        HubSpot's answer: the export is complete, after one retry that /metrics counts
+        (before, any 5xx but 500/502/503/504 was "HubSpot rejected the request" at once)."""
+        before = retries_counted(service)
+        response = export(service, sandbox, Fault("search", kind="html", status=status), caplog)
+        assert_complete(response, sandbox, f"one {status} page")
+        assert searches(sandbox)[:2] == [status, 200], f"{status}: searches {searches(sandbox)}"
+        assert retries_counted(service) == before + 1, (
+            f"{status}: upstream_retries went from {before} to {retries_counted(service)}")
+
+    @pytest.mark.parametrize("status", CLOUDFLARE)
+    def test_pages_beyond_the_retries_are_hubspot_failed(self, configure: Callable[..., TestClient],
+                                                         sandbox: Sandbox, status: int,
+                                                         caplog) -> None:
+        """Every search a Cloudflare page: a 502 "HubSpot failed" naming HubSpot's status,
+        after max_retries + 1 calls; not "rejected", which says retrying cannot help."""
+        service = configure(max_retries=MAX_RETRIES)
+        response = export(service, sandbox, Fault("search", kind="html", status=status, times=None),
+                          caplog)
+        problem = problem_of(response, 502, f"{status} pages")
+        assert problem["title"] == "HubSpot failed", f"{status}: {problem}"
+        assert f"HubSpot answered {status}" in problem["detail"], f"{status}: {problem}"
+        assert "<" not in problem["detail"], f"{status}: the page's HTML is repeated: {problem}"
+        assert searches(sandbox) == [status] * (MAX_RETRIES + 1), (
+            f"{status}: searches {searches(sandbox)} for max_retries={MAX_RETRIES}")
+
+    def test_the_correlation_id_comes_from_the_header(self, service: TestClient,
+                                                      sandbox: Sandbox, caplog) -> None:
+        """An HTML page has no correlationId in it: the problem carries the one of
+        HubSpot's `X-HubSpot-Correlation-Id` header, for HubSpot's support."""
+        fault = Fault("search", kind="html", status=524, times=None,
+                      headers={CORRELATION_HEADER: CORRELATION})
+        problem = problem_of(export(service, sandbox, fault, caplog), 502, "524 pages")
+        assert problem.get("correlationId") == CORRELATION, (
+            f"the header's correlation id is not in the problem: {problem}")
+
+
+class TestMigration:
+    def test_a_migration_is_retried_after_its_retry_after(self, service: TestClient,
+                                                          sandbox: Sandbox, caplog) -> None:
+        """One 477 "Migration in Progress" with a Retry-After the retries can wait for: the
+        export is complete, retried once, after HubSpot's wait rather than the backoff
+        (before, a 477 was a 502 after one call)."""
+        fault = Fault("search", kind="migration", headers={"Retry-After": str(SHORT_ADVICE)})
+        response = export(service, sandbox, fault, caplog)
+        assert_complete(response, sandbox, "one 477")
+        assert searches(sandbox)[:2] == [MIGRATION, 200], f"searches {searches(sandbox)}"
+        assert retried_waits(caplog) == [SHORT_ADVICE], (
+            f"planned waits {retried_waits(caplog)} for Retry-After: {SHORT_ADVICE}")
+
+    def test_a_long_migration_is_a_503_with_its_retry_after(self, service: TestClient,
+                                                            sandbox: Sandbox, caplog) -> None:
+        """A 477 whose Retry-After (an hour) is longer than HUBSPOT_MAX_RETRY_WAIT_SECONDS:
+        the export does not sleep on it; it answers 503 "HubSpot migration in progress" with
+        HubSpot's Retry-After, so Sesam asks again then."""
+        fault = Fault("search", kind="migration", times=None)
+        problem = problem_of(export(service, sandbox, fault, caplog), 503, "persistent 477")
+        assert problem["title"] == "HubSpot migration in progress", problem
+        assert f"HubSpot answered {MIGRATION}" in problem["detail"], problem
+        assert UUID.fullmatch(problem.get("correlationId", "")), f"no correlationId: {problem}"
+        assert searches(sandbox) == [MIGRATION], f"searches {searches(sandbox)}: it slept on an hour"
+
+    def test_a_migration_beyond_the_retries_is_a_503(self, configure: Callable[..., TestClient],
+                                                     sandbox: Sandbox, caplog) -> None:
+        """477 on every search with a short Retry-After: retried max_retries times, each
+        after HubSpot's wait, then the 503 with that Retry-After."""
+        service = configure(max_retries=MAX_RETRIES)
+        fault = Fault("search", kind="migration", times=None,
+                      headers={"Retry-After": str(SHORT_ADVICE)})
+        response = export(service, sandbox, fault, caplog)
+        problem = problem_of(response, 503, "477 beyond the retries")
+        assert problem["title"] == "HubSpot migration in progress", problem
+        assert response.headers.get("retry-after") == str(SHORT_ADVICE), response.headers
+        assert searches(sandbox) == [MIGRATION] * (MAX_RETRIES + 1), f"searches {searches(sandbox)}"
+        assert retried_waits(caplog) == [SHORT_ADVICE] * MAX_RETRIES, retried_waits(caplog)
 
 
 # -- the sandbox, answering like the recordings --------------------------------------------
