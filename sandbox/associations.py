@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .objects import tie_hash
+from .objects import ObjectType, tie_hash
 
 if TYPE_CHECKING:
     from .store import Store
@@ -79,6 +79,21 @@ _PAIRS = (
     _activity("notes", 202), _activity("tasks", 204),
     _Pair("cars", "contacts", {_UNLABELLED: _Kind("USER_DEFINED", 75, 76)}, 1),
 )
+
+
+def associated(to_id: int, types: list[dict]) -> dict:
+    """One associated record of a v4 batch read's result. HubSpot sends ``toObjectId`` as a
+    JSON number (its published v4 collection's example says ``<integer>``, though its OpenAPI
+    schema says string): a client that only reads digit strings would pass the sandbox and
+    fail on HubSpot."""
+    return {"toObjectId": to_id, "associationTypes": types}
+
+
+def none_found(from_id: str, source: ObjectType, target: ObjectType) -> dict[str, list[str]]:
+    """The ``context`` of a v4 batch read's error for a record with no associations: the id
+    asked for and both object types (by HubSpot's objectTypeId), as HubSpot names them. A
+    client must find the id among other values, not take every value for one."""
+    return {"fromObjectId": [from_id], "fromObjectType": [source.type_id], "toObjectType": [target.type_id]}
 
 
 class Associations:

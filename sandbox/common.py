@@ -16,6 +16,8 @@ GOLDEN = 0x9E3779B97F4A7C15
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 NEG_INF, POS_INF = -(1 << 63), 1 << 63
 DEFAULT_LIMIT = 10
+PORTAL_ID = 48_151_623  # the sandbox portal's (HubSpot account's) id, as in HubSpot's record URLs
+APP_URL = "https://app.hubspot.com"
 _CATEGORIES = {
     400: "VALIDATION_ERROR",
     401: "INVALID_AUTHENTICATION",
@@ -81,11 +83,33 @@ def as_int(value: Any) -> int | None:
 # --------------------------------------------------------------------------- replies and errors
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
+CORRELATION_HEADER = "X-HubSpot-Correlation-Id"  # on every answer HubSpot gives, error pages too
+
+
 @dataclass
 class Reply:
+    """One API answer: `body` is JSON; `text`, when set, is written instead, as it is, with the
+    Content-Type its headers name (an HTML error page of the CDN in front of HubSpot)."""
+
     status: int
     body: dict | None
     headers: dict[str, str] = field(default_factory=dict)
+    text: str | None = None
+
+
+def correlate(reply: Reply) -> None:
+    """Give ``reply`` HubSpot's `X-HubSpot-Correlation-Id` header, unless it has one: the
+    ``correlationId`` of its error body if that is a UUID, else a new UUID. HubSpot sends it on every answer,
+    so a client that reads it from the header (where an HTML page has no body to say it)
+    is tested against the sandbox too."""
+    if any(name.lower() == CORRELATION_HEADER.lower() for name in reply.headers):
+        return
+    said = reply.body.get("correlationId") if isinstance(reply.body, dict) else None
+    # A scripted body's id that is no UUID (a test's "id\n") stays in the body only: in a
+    # header it would break the answer.
+    same = isinstance(said, str) and _UUID.fullmatch(said)
+    reply.headers[CORRELATION_HEADER] = said if same else str(uuid.uuid4())
 
 
 class ApiError(Exception):

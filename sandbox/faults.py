@@ -13,9 +13,34 @@ from .common import ApiError, Reply, api_error
 
 _ENDPOINTS = frozenset({"search", "list", "properties", "read", "schemas", "associations", "any"})
 _FAULT_KINDS = frozenset({"status", "hang", "close", "rate_limit", "daily", "trickle", "endless",
-                          "huge", "raw", "cursor"})
+                          "huge", "raw", "cursor", "html", "migration"})
 # Kinds whose answer the HTTP server writes itself (`Sandbox.handle_api` hands them over).
 DELIVERED = frozenset({"close", "trickle", "endless", "huge", "raw"})
+
+
+# HubSpot's documented "Migration in Progress": the account moves between data hosting
+# locations, and its Retry-After says when to ask again.
+MIGRATION_STATUS = 477
+MIGRATION_RETRY_AFTER = "3600"  # s: what the recorded 477s advised
+# The status lines Cloudflare (in front of HubSpot) gives its own error pages; HTTP defines
+# none of 520-524, so an "html" fault takes any 5xx.
+CLOUDFLARE_ERRORS = {500: "Internal server error", 502: "Bad gateway", 503: "Service unavailable",
+                     504: "Gateway time-out", 520: "Web server is returning an unknown error",
+                     521: "Web server is down", 522: "Connection timed out",
+                     523: "Origin is unreachable", 524: "A timeout occurred"}
+HTML_TYPE = "text/html; charset=UTF-8"
+
+
+def cloudflare_page(status: int) -> str:
+    """An error page as Cloudflare writes one for HubSpot's API: HTML, no JSON, no
+    correlationId in it."""
+    said = CLOUDFLARE_ERRORS.get(status, "Error")
+    return ("<!DOCTYPE html>\n<html lang=\"en-US\">\n<head>\n"
+            f"<title>api.hubapi.com | {status}: {said}</title>\n"
+            "<meta charset=\"UTF-8\" />\n</head>\n<body>\n<div id=\"cf-wrapper\">\n"
+            f"<h1><span class=\"cf-error-type\">Error</span> <span class=\"cf-error-code\">{status}"
+            f"</span></h1>\n<h2 class=\"cf-subheadline\">{said}</h2>\n"
+            "<p>Cloudflare Ray ID: <strong>8f2a6c1d3b4e5f60</strong></p>\n</div>\n</body>\n</html>\n")
 
 
 def _rate_limited(policy: str, message: str, headers: dict[str, str] | None = None) -> ApiError:
@@ -42,6 +67,11 @@ class Fault:
     deep); "cursor" answers 200 with `body` in which every ``paging.next.after`` gets a
     suffix new with each answer, so that paging never ends (a "status" fault of status 200
     with such a body repeats the same cursor instead).
+
+    The kinds for how HubSpot really fails: "html" answers `status` (any 5xx, Cloudflare's
+    520-524 included) with Cloudflare's text/html error page instead of JSON; "migration"
+    answers HubSpot's 477 "Migration in Progress" with `Retry-After` (3600 unless `headers`
+    say otherwise) and HubSpot's JSON error body.
     """
 
     endpoint: str
@@ -63,16 +93,27 @@ class Fault:
             raise ValueError(f"fault kind must be one of {sorted(_FAULT_KINDS)}, not {self.kind!r}")
         if self.skip < 0 or (self.times is not None and self.times < 1) or self.seconds < 0:
             raise ValueError("fault skip and seconds must be >= 0 and times >= 1 or None")
-        HTTPStatus(self.status)  # raises ValueError for a status HTTP does not define
+        if self.kind == "html":
+            if not 500 <= self.status <= 599:
+                raise ValueError(f"an html fault answers a 5xx, not {self.status}")
+        else:
+            HTTPStatus(self.status)  # raises ValueError for a status HTTP does not define
         if self.size < 0 or (self.kind == "huge" and self.size < len(_EMPTY_PAGE)):
             raise ValueError(f"a huge fault's size must be at least {len(_EMPTY_PAGE)} bytes")
 
     def reply(self) -> Reply:
-        """What a fault of kind "status", "rate_limit" or "daily" answers instead of the real answer."""
+        """What a fault of kind "status", "rate_limit", "daily", "html", "migration" or
+        "cursor" answers instead of the real answer."""
         if self.kind == "rate_limit":
             return _rate_limited("SECONDLY", "You have reached your secondly limit.", self.headers).reply
         if self.kind == "daily":
             return _rate_limited("DAILY", "You have reached your daily limit.", self.headers).reply
+        if self.kind == "html":
+            headers = {"Content-Type": HTML_TYPE, "Server": "cloudflare", **(self.headers or {})}
+            return Reply(self.status, None, headers, text=cloudflare_page(self.status))
+        if self.kind == "migration":
+            headers = {"Retry-After": MIGRATION_RETRY_AFTER, **(self.headers or {})}
+            return api_error(MIGRATION_STATUS, "Migration in Progress", headers).reply
         reply = api_error(self.status, HTTPStatus(self.status).phrase, self.headers).reply
         if self.body is not None:
             reply.body = self.body

@@ -107,6 +107,17 @@ _STAGE_WEIGHTS = ("subscriber", "lead", "lead", "lead", "marketingqualifiedlead"
                   "opportunity", "customer", "customer", "evangelist", "other")
 _CUSTOM_DATE_BASE = 1_577_836_800_000  # 2020-01-01
 _CUSTOM_DATE_SPAN = 4 * 365 * DAY_MS
+# One generated datetime value in this many is written as HubSpot also answers some:
+# epoch milliseconds in a string, not ISO-8601 (a value set through an API in that form
+# comes back so). A client must read both.
+EPOCH_MS_SHARE = 4
+
+
+def datetime_value(h: int) -> str:
+    """A generated datetime property's value from hash ``h``: ISO-8601, or on one record in
+    `EPOCH_MS_SHARE` epoch milliseconds as a string."""
+    ms = _CUSTOM_DATE_BASE + h % _CUSTOM_DATE_SPAN
+    return str(ms) if (h >> 40) % EPOCH_MS_SHARE == 0 else iso(ms)
 
 
 def tie_hash(tie: int, name: str) -> int:
@@ -187,7 +198,7 @@ def custom_value(prop: Property, tie: int) -> str | None:
     if prop.type == "enumeration":
         return prop.options[h % len(prop.options)]
     if prop.type == "datetime":
-        return iso(_CUSTOM_DATE_BASE + h % _CUSTOM_DATE_SPAN)
+        return datetime_value(h)
     return f"value {h % 10_000}"
 
 
@@ -262,7 +273,7 @@ def generic_value(prop: Property, cid: int, tie: int) -> str | None:
     if prop.type == "number":
         return str(h % 5_000)
     if prop.type == "datetime":
-        return iso(_CUSTOM_DATE_BASE + h % _CUSTOM_DATE_SPAN)
+        return datetime_value(h)
     return f"{prop.label} {cid}"
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .associations import PAGE_SIZE as _ASSOCIATION_PAGE
-from .associations import Associations
+from .associations import Associations, associated, none_found
 from .clock import Clock
 from .common import (
     DAY_MS,
@@ -26,6 +26,7 @@ from .common import (
     api_error,
     as_int,
     bad_request,
+    correlate,
     error_body,
     int_param,
     iso,
@@ -412,6 +413,7 @@ class Sandbox:
             reply.headers.update(headers)
         except ApiError as stop:
             reply = stop.reply
+        correlate(reply)
         answered = reply.status == 200
         truncate = delivery is not None and delivery.kind == "close"
         if truncate:
@@ -559,12 +561,12 @@ class Sandbox:
                     errors.append(error_body(
                         f"No {target.object_type.singular} is associated with {source.object_type.singular} {from_id}.",
                         "OBJECT_NOT_FOUND", subCategory="crm.associations.NO_ASSOCIATIONS_FOUND",
-                        context={"fromObjectId": [from_id]}, errors=[], links={}))
+                        context=none_found(from_id, source.object_type, target.object_type), errors=[], links={}))
                     continue
                 start = bisect_right([to_id for to_id, _ in linked], after)
                 page = linked[start:start + _ASSOCIATION_PAGE]
                 result: dict[str, Any] = {"from": {"id": from_id}, "to": [
-                    {"toObjectId": str(to_id), "associationTypes": types} for to_id, types in page]}
+                    associated(to_id, types) for to_id, types in page]}
                 if start + _ASSOCIATION_PAGE < len(linked):
                     result["paging"] = {"next": {"after": self._encode_after(page[-1][0])}}
                 results.append(result)

@@ -112,7 +112,10 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "endless":
             self._write_endless()
             return
-        data = b"" if reply.body is None else json.dumps(reply.body).encode()
+        if reply.text is not None:
+            data = reply.text.encode()
+        else:
+            data = b"" if reply.body is None else json.dumps(reply.body).encode()
         if delivery is not None and kind == "huge":
             data = delivery.huge_body()
         elif delivery is not None and kind == "raw":
@@ -122,7 +125,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, str(value))
         chunked = reply.headers.get("Transfer-Encoding") == "chunked"
         if reply.status != 204:
-            self.send_header("Content-Type", "application/json;charset=utf-8")
+            if "Content-Type" not in reply.headers:
+                self.send_header("Content-Type", "application/json;charset=utf-8")
             if not chunked:
                 self.send_header("Content-Length", str(len(data)))
         self.end_headers()

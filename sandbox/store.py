@@ -10,9 +10,15 @@ from types import MappingProxyType
 from typing import Any
 
 from .clock import Clock
-from .common import DAY_MS, GOLDEN, MASK64, Knobs, as_int, iso, mix, parse_iso_ms
+from .common import APP_URL, DAY_MS, GOLDEN, MASK64, PORTAL_ID, Knobs, as_int, iso, mix, parse_iso_ms
 from .objects import ObjectType, Property, Version, custom_value, generic_value
 from .search import Searchable
+
+
+def record_url(object_type: ObjectType, cid: int) -> str:
+    """Where HubSpot's app shows the record: the ``url`` HubSpot's objects carry (its
+    SimplePublicObject), so a client that passes records on keeps a field it did not ask for."""
+    return f"{APP_URL}/contacts/{PORTAL_ID}/record/{object_type.type_id}/{cid}"
 
 
 class Store(Searchable):
@@ -304,6 +310,7 @@ class Store(Searchable):
             "createdAt": iso(version.created),
             "updatedAt": iso(version.modified),
             "archived": version.archived_at is not None,
+            "url": record_url(self.object_type, version.id),
         }
         if version.archived_at is not None:
             obj["archivedAt"] = iso(version.modified if self.knobs.archived_at_is_modified else version.archived_at)

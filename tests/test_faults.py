@@ -293,6 +293,28 @@ class TestUnavailable:
         assert retries(caplog) == 3, f"{retries(caplog)} retries for three 503s"
         pipe_through(service, sandbox, strategy, fault, ABSORBED)
 
+    def test_cloudflare_timeouts_are_absorbed(self, service: TestClient, sandbox: Sandbox,
+                                              strategy, caplog) -> None:
+        """Two 524s (Cloudflare's timeout, an HTML page for a body) on search are retried
+        like any 5xx: the export is complete and a pipe run through them succeeds."""
+        fault = Fault(endpoint="search", kind="html", status=524, times=2)
+        assert_complete(get_with(service, sandbox, fault, caplog), sandbox, "two 524 pages")
+        assert calls(sandbox, "search").count(524) == 2, calls(sandbox, "search")
+        assert retries(caplog) == 2, f"{retries(caplog)} retries for two 524s"
+        pipe_through(service, sandbox, strategy, fault, ABSORBED)
+
+    def test_a_migration_is_a_503_with_hubspots_retry_after(self, service: TestClient,
+                                                            sandbox: Sandbox, strategy,
+                                                            caplog) -> None:
+        """HubSpot's 477 "Migration in Progress" with `Retry-After: 3600` on every search: a
+        503 that passes HubSpot's wait on, not a 502; the pipe run fails without losing
+        anything and recovers once the migration is over."""
+        fault = Fault(endpoint="search", kind="migration", times=None)
+        response = get_with(service, sandbox, fault, caplog)
+        assert_problem(response, 503, "477", "477 migration")
+        assert response.headers["retry-after"] == "3600", response.headers
+        pipe_through(service, sandbox, strategy, fault, 503)
+
 
     def test_a_locked_answer_waits_at_least_two_seconds(self, service: TestClient,
                                                         sandbox: Sandbox, caplog) -> None:

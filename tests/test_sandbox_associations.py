@@ -37,7 +37,7 @@ def read_all(crm: Crm, from_type: str, to_type: str, ids: list[str]) -> dict[str
         assert response.status_code in (200, 207), f"{from_type}->{to_type}: {response.text[:300]}"
         for result in response.json()["results"]:
             found.setdefault(result["from"]["id"], []).extend(
-                (to["toObjectId"], to["associationTypes"]) for to in result["to"])
+                (str(to["toObjectId"]), to["associationTypes"]) for to in result["to"])
             if "paging" in result:
                 pending.append({"id": result["from"]["id"], "after": result["paging"]["next"]["after"]})
     return found
@@ -85,6 +85,7 @@ class TestBatchRead:
         assert [result["from"]["id"] for result in body["results"]] == deals
         to = body["results"][0]["to"][0]
         assert set(to) == {"toObjectId", "associationTypes"}, to
+        assert type(to["toObjectId"]) is int, f"toObjectId is a JSON number, as HubSpot sends it: {to}"
         assert {"category", "typeId", "label"} == set(to["associationTypes"][0]), to
 
     def test_207_when_some_inputs_have_none(self, crm: Crm, sandbox: Sandbox) -> None:
@@ -99,7 +100,8 @@ class TestBatchRead:
         assert [result["from"]["id"] for result in body["results"]] == [linked]
         assert body["numErrors"] == 2 and len(body["errors"]) == 2, body
         for error, cid in zip(body["errors"], ["999999999", archived]):
-            assert error["category"] == "OBJECT_NOT_FOUND" and error["context"] == {"fromObjectId": [cid]}, error
+            context = {"fromObjectId": [cid], "fromObjectType": ["0-3"], "toObjectType": ["0-1"]}
+            assert error["category"] == "OBJECT_NOT_FOUND" and error["context"] == context, error
             assert error["subCategory"] == "crm.associations.NO_ASSOCIATIONS_FOUND", error
 
     def test_at_most_1000_inputs(self, crm: Crm, sandbox: Sandbox) -> None:
@@ -126,7 +128,7 @@ class TestBatchRead:
         assert len(first["to"]) == 500 and "after" in first["paging"]["next"], first.get("paging")
         rest = crm.post(batch_path("companies", "contacts"),
                         {"inputs": [{"id": big, "after": first["paging"]["next"]["after"]}]}).json()["results"][0]
-        ids = [to["toObjectId"] for to in first["to"] + rest["to"]]
+        ids = [str(to["toObjectId"]) for to in first["to"] + rest["to"]]
         assert ids == truth, "two pages give every contact once, in order"
 
     def test_unknown_type_is_400(self, crm: Crm) -> None:
@@ -229,4 +231,5 @@ def test_official_client_reads_the_shapes(crm: Crm, sandbox: Sandbox) -> None:
     assert whole.results[0].to[0].association_types[0].type_id in (5, 341), whole
     partial = read(crm.post(batch_path("deals", "companies"), {"inputs": [{"id": deal}, {"id": "1"}]}),
                    "BatchResponsePublicAssociationMultiWithLabelWithErrors", "associations.v4")
-    assert partial.num_errors == 1 and partial.errors[0].context == {"fromObjectId": ["1"]}, partial
+    context = {"fromObjectId": ["1"], "fromObjectType": ["0-3"], "toObjectType": ["0-2"]}
+    assert partial.num_errors == 1 and partial.errors[0].context == context, partial

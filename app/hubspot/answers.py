@@ -35,8 +35,16 @@ ID_DIGITS = len(str(MAX_ID))  # 19: a longer run of digits is out of range, unre
 MAX_MERGED_IDS = 10_000
 SHOWN = 80  # characters of one upstream value quoted in an "answer unusable" detail
 PORTAL_EPOCH_MS = 1_136_073_600_000  # 2006-01-01, HubSpot's founding: no portal data before
-RETRYABLE_STATUS = frozenset({423, 429, 500, 502, 503, 504})
+# HubSpot's documented 477 "Migration in Progress": the account moves between data hosting
+# locations; its Retry-After says when to ask again. Passing, so retried.
+MIGRATION_STATUS = 477
+# What HubSpot says is passing: a lock, its rate limit, a migration, and every 5xx, the
+# Cloudflare in front of it included (520-524, with an HTML page for a body). Only these
+# 4xx are retried; every 5xx is, whatever its number.
+RETRYABLE_STATUS = frozenset({423, 429, MIGRATION_STATUS})
+SERVER_ERRORS = range(500, 600)
 MAX_RETRY_AFTER = 3600.0  # s: HubSpot's longest window is a day, its advice at most this
+NOT_JSON = "its answer was no JSON error (an error page)"
 RATE_LIMIT_DIGITS = 12  # a remaining-calls header longer than this is no count HubSpot sends
 
 Json = dict[str, Any]
@@ -370,12 +378,20 @@ def failure(status: int, body: Any, reason: str, wait: float | None, scope: str,
     """The error an answer with a status other than success means. ``body`` is its decoded
     JSON (anything else is no body), ``wait`` its `Retry-After`, ``scope`` the one the call
     needs, ``safe`` how HubSpot's text is made safe to repeat, ``correlation_id`` the one of
-    its `X-HubSpot-Correlation-Id` header (the body's, when it has one, is the same)."""
+    its `X-HubSpot-Correlation-Id` header (the body's, when it has one, is the same).
+
+    Every 5xx is HubSpot's passing failure and retryable, not only the four HTTP names:
+    HubSpot sits behind Cloudflare, whose 520-524 (524: its timeout) come with an HTML page,
+    and one of them must not fail a run that a retry would finish. HubSpot's 477 (a portal
+    migrating between data centres) is passing too, for as long as its Retry-After says."""
+    # No JSON object: an error page (Cloudflare's HTML for a 52x), said to be one when
+    # HubSpot gave no reason phrase either (HTTP/2 has none).
+    fallback = reason or ("" if isinstance(body, dict) else NOT_JSON)
     body = body if isinstance(body, dict) else {}
     said = body.get("message")
     # HubSpot's message is text; anything else is described, never rendered (a structure
     # nested deep enough would exhaust Python's recursion limit in str()).
-    message = safe(said if isinstance(said, str) and said else quote(said) if said else reason or "")
+    message = safe(said if isinstance(said, str) and said else quote(said) if said else fallback)
     common: dict[str, Any] = {"correlation_id": body.get("correlationId") or correlation_id,
                               "upstream_status": status}
     if status == 401:
@@ -395,7 +411,12 @@ def failure(status: int, body: Any, reason: str, wait: float | None, scope: str,
     if status == 429:
         return HubSpotError(503, "HubSpot rate limit", f"HubSpot kept answering 429: {message}",
                             retryable=True, retry_after=wait, **common)
-    if status in RETRYABLE_STATUS:
+    if status == MIGRATION_STATUS:
+        return HubSpotError(503, "HubSpot migration in progress",
+                            f"HubSpot answered {status}: the portal is being moved between "
+                            f"HubSpot's data hosting locations. HubSpot said: {message}",
+                            retryable=True, retry_after=wait, **common)
+    if status in RETRYABLE_STATUS or status in SERVER_ERRORS:
         ours, title = {503: (503, "HubSpot unavailable"), 504: (504, "HubSpot timed out")
                        }.get(status, (502, "HubSpot failed"))
         return HubSpotError(ours, title, f"HubSpot answered {status}: {message}",
