@@ -143,6 +143,24 @@ class TestAdaptation:
         adaptive.acquire()
         assert clock.sleeps == [0.2, pytest.approx(1 / (5 * DECREASE))], clock.sleeps
 
+    def test_a_budget_counting_hubspots_own_window_is_spaced_only_while_lowered(self) -> None:
+        """Search's limiter counts HubSpot's own second, so at the full rate its bursts are
+        HubSpot's limit already; after a 429 its calls are spaced at the lowered rate, until
+        successes have brought it back."""
+        clock = FakeClock()
+        search = Budget(Unlimited(), 5, spaced_at_full_rate=False,  # type: ignore[arg-type]
+                        sleep=clock.sleep, monotonic=clock.monotonic)
+        search.acquire()
+        search.acquire()
+        assert clock.sleeps == [] and search.per_second is None, clock.sleeps
+        search.limited()
+        search.acquire()
+        search.acquire()
+        assert clock.sleeps == [pytest.approx(1 / (5 * DECREASE))], clock.sleeps
+        for _ in range(round(1 / RECOVERY_PER_SUCCESS)):
+            search.succeeded()
+        assert search.per_second is None, search.per_second
+
     def test_a_429_storm_never_stops_the_budget(self) -> None:
         clock = FakeClock()
         adaptive = budget(5, clock)

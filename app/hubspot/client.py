@@ -76,10 +76,12 @@ class HubSpotClient:
             {"Authorization": f"Bearer {settings.token}", "Accept": "application/json",
              "User-Agent": "hubspot-sesam/0.1"}
         )
-        # Each budget also spaces its calls (`Budget`): search at its configured rate,
-        # HubSpot's other calls at the lowest of theirs and what HubSpot's headers announce.
+        # Each budget adapts to HubSpot's 429s (`Budget`). HubSpot's other calls are also
+        # spaced at the lowest of their rate and what HubSpot's headers announce (their
+        # limiter counts 10 s, HubSpot a second too); search, whose limiter counts HubSpot's
+        # second, only while a 429 has lowered its rate.
         self._search_budget = Budget(Limiter(Rate(settings.search_rate_per_second, Duration.SECOND)),
-                                     settings.search_rate_per_second)
+                                     settings.search_rate_per_second, spaced_at_full_rate=False)
         self._general_budget = Budget(Limiter(Rate(settings.general_rate_per_10s, 10 * Duration.SECOND)),
                                       settings.general_rate_per_10s / 10)
         self._window = RateWindow(sleep, monotonic)
