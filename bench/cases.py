@@ -772,7 +772,7 @@ def b12_hubspots_limits(sizes: Sizes, notes: list[str]) -> list[Row]:
             expect(entities, live, f"B12 full read, {'spaced' if spaced else 'limiter only'}", notes)
             refused = outcomes_of(metrics, "429")
             ratio = entities / seconds / ceiling
-            how = "spaced, adaptive" if spaced else "limiter only (before)"
+            how = "adaptive" if spaced else "limiter only (before)"
             rows.append(Row("B12", f"full read of {n:,} (the export's walk, its client) at {budget}/s, {how}, "
                             f"{latency} ms latency, HubSpot {SEARCH_LIMIT}/s counting every arrival",
                             f"{plural(refused, '429')} of {stats['search']} searches, {rate(entities / seconds)}",
