@@ -16,6 +16,7 @@ import requests
 from starlette.testclient import TestClient
 
 from app.config import Settings
+from app.hubspot import HubSpotClient
 from app.hubspot.budget import (
     ANNOUNCED_HEADROOM,
     DECREASE,
@@ -24,7 +25,8 @@ from app.hubspot.budget import (
     RECOVERY_PER_SUCCESS,
     Budget,
 )
-from sandbox import Sandbox, SandboxServer
+from app.object_types import standard_types
+from sandbox import Fault, Sandbox, SandboxServer
 from sandbox.common import ApiError
 from sandbox.faults import Gate
 from sandbox.portal import GENERAL_RATE_PER_SECOND
@@ -282,3 +284,20 @@ def test_an_export_with_associations_stays_under_hubspots_per_second_limit(
     refused = [entry["path"] for entry in sandbox.request_log if entry["status"] == 429]
     assert len(general) >= 2 * GENERAL_RATE_PER_SECOND, f"only {len(general)} general calls: no burst to limit"
     assert refused == [], f"{len(refused)} of {len(sandbox.request_log)} calls drew a 429: {refused[:5]}"
+
+
+def test_the_client_lowers_a_budget_on_hubspots_429_and_raises_it_on_answers(
+        sandbox: Sandbox, sandbox_server: SandboxServer) -> None:
+    """A 429 HubSpot sends to a call besides search lowers the general budget (and not
+    search's); the retry that HubSpot answers gives a little back."""
+    settings = Settings(token=sandbox.token, base_url=sandbox_server.url, general_rate_per_10s=100,
+                        search_rate_per_second=4, retry_initial_wait=0.01)
+    client = HubSpotClient(settings)
+    sandbox.inject(Fault(endpoint="properties", kind="rate_limit", times=1))
+    try:
+        client.catalogue(standard_types(settings.modified_property, {})["contacts"])
+    finally:
+        client.close()
+    general, search = client._general_budget.per_second, client._search_budget.per_second  # noqa: SLF001
+    assert general == pytest.approx(10 * (DECREASE + RECOVERY_PER_SUCCESS)) and search is None, (
+        f"after a 429 and an answer: general {general}/s, search {search}")
