@@ -1,4 +1,4 @@
-"""The benchmarks B1..B11. Each starts its own sandbox and service processes and stops them.
+"""The benchmarks B1..B12. Each starts its own sandbox and service processes and stops them.
 
 Every figure is measured in the same run as its reference and reported as a ratio (or a
 count against a target), because the machine is shared and noisy.
@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import requests
+from pyrate_limiter import Duration, Limiter, Rate
 
 from app.config import Settings
 from app.hubspot import HubSpotClient
+from app.hubspot.budget import Budget
+from app.metrics import Metrics
 from app.object_types import STANDARD_NAMES, ObjectType, standard_types
 from app.sync import Exporter
 from app.sync.positions import START
@@ -69,6 +72,8 @@ class Sizes:
     b10_consumers: int
     b11_exports: int  # exports waiting on a hanging HubSpot while /health is timed
     b11_hang_seconds: int  # each search of that HubSpot (within the default 60 s read timeout)
+    b12_calls: int  # association reads and archived-listing pages per run of B12 (a), half each
+    b12_contacts: int  # the portal of B12 (b)'s full export
 
 
 FULL = Sizes(b1_contacts=50_000, b1_repeats=2, b2_contacts=20_000, b2_latencies_ms=(150, 400),
@@ -76,12 +81,14 @@ FULL = Sizes(b1_contacts=50_000, b1_repeats=2, b2_contacts=20_000, b2_latencies_
              b4_contacts=30_000, b4_changes=(1, 150, 5_000, 25_000), b4_snapshot_seconds=10, b5_contacts=20_000,
              b5_latency_ms=150,
              b5_repeats=3, b6_contacts=10_000, b6_changes=150, b7_contacts=20_000, b7_latency_ms=150,
-             b10_contacts=10_000, b10_consumers=50, b11_exports=40, b11_hang_seconds=20)
+             b10_contacts=10_000, b10_consumers=50, b11_exports=40, b11_hang_seconds=20,
+             b12_calls=80, b12_contacts=20_000)
 SMOKE = Sizes(b1_contacts=2_000, b1_repeats=1, b2_contacts=2_000, b2_latencies_ms=(150,),
               b3_contacts=(1_000, 4_000), b3_concurrent_contacts=2_000, b3_consumers=10,
               b4_contacts=2_000, b4_changes=(1, 150), b4_snapshot_seconds=2, b5_contacts=2_000, b5_latency_ms=150,
               b5_repeats=1, b6_contacts=2_000, b6_changes=150, b7_contacts=2_000, b7_latency_ms=150,
-              b10_contacts=1_000, b10_consumers=50, b11_exports=40, b11_hang_seconds=5)
+              b10_contacts=1_000, b10_consumers=50, b11_exports=40, b11_hang_seconds=5,
+              b12_calls=20, b12_contacts=2_000)
 
 
 @dataclass
@@ -158,15 +165,19 @@ def properties_of(client: HubSpotClient, kind: ObjectType) -> list[str]:
     return Exporter(client, kind, DEFAULTS, Workers()).properties()
 
 
-def bare_walk(sandbox: SandboxProcess) -> tuple[int, float]:
+def bare_walk(sandbox: SandboxProcess, budget: int = HIGH_BUDGET, spaced: bool = True,
+              metrics: Metrics | None = None) -> tuple[int, float]:
     """A full read of the sandbox with the service's own HubSpot client, driven the way the
     export's `_live` drives it (keyset walk; each query read as a stream of overlapping
     pages, up to `search_concurrency` in flight; same page size and properties), results
-    discarded."""
-    settings = Settings(token=TOKEN, base_url=sandbox.url, search_rate_per_second=HIGH_BUDGET,
+    discarded; at search budget ``budget``, spaced and adaptive (`Budget`) or, with
+    ``spaced`` False, pyrate-limiter's alone (as before B12)."""
+    settings = Settings(token=TOKEN, base_url=sandbox.url, search_rate_per_second=budget,
                         settle_seconds=SETTLE_SECONDS)
     prop, size, most = settings.modified_property, settings.search_page_size, settings.search_concurrency
-    client = HubSpotClient(settings)
+    client = HubSpotClient(settings, metrics=metrics)
+    if not spaced:
+        client._search_budget = Budget(Limiter(Rate(budget, Duration.SECOND)))  # noqa: SLF001
     contacts = CONTACTS
     try:
         properties = properties_of(client, contacts)
@@ -669,6 +680,110 @@ def b11_health_under_load(sizes: Sizes, notes: list[str]) -> list[Row]:
                  "idle_ms_max": max(idle) * 1000})]
 
 
+# --------------------------------------------------------------------------- B12
+
+SECONDLY_LIMIT = 11  # HubSpot's per-second limit of a private app's calls besides search
+TEN_SECOND_LIMIT = 110  # and its ten-second one (X-HubSpot-RateLimit-Max), both the sandbox's in B12
+B12_ASSOCIATION_INPUTS = 100  # records per association batch read in B12 (a)
+B12_LIST_PAGE = 5  # archived records per listing page in B12 (a): many pages
+
+
+def outcomes_of(metrics: Metrics, outcome: str) -> int:
+    """The client's HubSpot calls answered ``outcome`` (e.g. "429"), from its metrics."""
+    return int(sum(sample.value for metric in metrics.upstream_calls.collect() for sample in metric.samples
+                   if sample.name.endswith("_total") and sample.labels.get("status") == outcome))
+
+
+def general_burst(sandbox: SandboxProcess, calls: int, budget_per_10s: int, spaced: bool) -> dict[str, Any]:
+    """Association batch reads (companies to contacts) and archived-listing pages (contacts)
+    side by side at full speed, through the service's own client: calls // 2 of each. With
+    ``spaced`` False the general budget is pyrate-limiter's alone, as before HubSpot's
+    per-second limit was followed (the reference)."""
+    settings = Settings(token=TOKEN, base_url=sandbox.url, general_rate_per_10s=budget_per_10s,
+                        list_page_size=B12_LIST_PAGE, retry_initial_wait=0.5)
+    metrics = Metrics()
+    client = HubSpotClient(settings, metrics=metrics)
+    if not spaced:
+        client._general_budget = Budget(Limiter(Rate(budget_per_10s, 10 * Duration.SECOND)))  # noqa: SLF001
+    kinds = standard_types(settings.modified_property, {})
+    companies, contacts = kinds["companies"], kinds["contacts"]
+    ids = sorted(sandbox.truth("companies")["live"])
+    half = calls // 2
+
+    def associations() -> None:
+        for n in range(half):
+            batch = ids[n * B12_ASSOCIATION_INPUTS % len(ids):][:B12_ASSOCIATION_INPUTS]
+            client.associations(companies, contacts, [{"id": i} for i in batch])
+
+    def listing() -> None:
+        read = 0
+        while read < half:
+            for _ in client.archived_pages(contacts):
+                read += 1
+                if read >= half:
+                    return
+
+    try:
+        began = time.perf_counter()
+        with ThreadPoolExecutor(2) as pool:
+            for future in [pool.submit(associations), pool.submit(listing)]:
+                future.result()
+        seconds = time.perf_counter() - began
+    finally:
+        client.close()
+    sent = outcomes_of(metrics, "200") + outcomes_of(metrics, "207")
+    return {"calls": sent, "refused": outcomes_of(metrics, "429"), "seconds": seconds,
+            "rate": sent / seconds, "budget_per_10s": budget_per_10s, "spaced": spaced}
+
+
+def b12_hubspots_limits(sizes: Sizes, notes: list[str]) -> list[Row]:
+    """(a) HubSpot's calls besides search at full speed, against its per-second limit (11/s
+    beside 110 per 10 s): the 429s drawn and the rate, at the default budget and at
+    HubSpot's whole ten-second limit, and the budget without spacing (before it followed
+    the per-second limit) for reference; each on a fresh sandbox. (b) A full export at
+    HubSpot's whole search limit (5/s) against a search limit that counts every arrival in
+    the last 1000 ms, refused ones too, and against one that counts the searches it let
+    through (as B2): the 429s drawn and the rate against the ceiling."""
+    rows = []
+    for budget, spaced in ((DEFAULTS.general_rate_per_10s, True), (TEN_SECOND_LIMIT, True),
+                           (DEFAULTS.general_rate_per_10s, False)):
+        with running(SandboxProcess(sizes.b12_contacts // 4, SEED)) as sandbox:
+            sandbox.admin("POST", "config", {"general_rate_per_10s": TEN_SECOND_LIMIT,
+                                             "general_rate_per_second": SECONDLY_LIMIT})
+            run = general_burst(sandbox, sizes.b12_calls, budget, spaced)
+        ratio = run["rate"] / SECONDLY_LIMIT
+        how = f"budget {budget}/10 s" + ("" if spaced else ", limiter only (before)")
+        rows.append(Row("B12", f"association reads + archived listing at full speed, {how}, "
+                        f"HubSpot {SECONDLY_LIMIT}/s + {TEN_SECOND_LIMIT}/10 s",
+                        f"{plural(run['refused'], '429')}, {run['rate']:.1f} calls/s",
+                        f"{SECONDLY_LIMIT} calls/s (HubSpot's)", f"{ratio:.2f}", "0 429s",
+                        run["refused"] == 0, run))
+    n, latency, budget = sizes.b12_contacts, sizes.b5_latency_ms, SEARCH_LIMIT
+    ceiling = budget * DEFAULTS.search_page_size
+    with running(SandboxProcess(n, SEED)) as sandbox:
+        live = len(sandbox.truth()["live"])
+        sandbox.configure(latency, SEARCH_LIMIT, GENERAL_LIMIT)
+        sandbox.admin("POST", "config", {"search_window": "arrivals"})
+        for spaced in (True, False):
+            pause_for_budgets()
+            metrics = Metrics()
+            (entities, seconds), stats = measure_calls(sandbox, lambda: bare_walk(  # noqa: B023
+                sandbox, budget, spaced, metrics))  # noqa: B023
+            expect(entities, live, f"B12 full read, {'spaced' if spaced else 'limiter only'}", notes)
+            refused = outcomes_of(metrics, "429")
+            ratio = entities / seconds / ceiling
+            how = "adaptive" if spaced else "limiter only (before)"
+            rows.append(Row("B12", f"full read of {n:,} (the export's walk, its client) at {budget}/s, {how}, "
+                            f"{latency} ms latency, HubSpot {SEARCH_LIMIT}/s counting every arrival",
+                            f"{plural(refused, '429')} of {stats['search']} searches, {rate(entities / seconds)}",
+                            f"ceiling {ceiling:,}/s ({budget}/s x {DEFAULTS.search_page_size})", f"{ratio:.2f}",
+                            ">= 0.90, <= 1 429", ratio >= 0.9 and refused <= 1,
+                            {"contacts": n, "spaced": spaced, "rate": entities / seconds, "ceiling": ceiling,
+                             "ratio": ratio, "search_calls": stats["search"], "refused": refused,
+                             "seconds": seconds}))
+    return rows
+
+
 CASES: dict[str, Callable[[Sizes, list[str]], list[Row]]] = {
     "B1": b1_serving_overhead,
     "B2": b2_latency_hiding,
@@ -681,6 +796,7 @@ CASES: dict[str, Callable[[Sizes, list[str]], list[Row]]] = {
     "B9": b9_memory_per_type,
     "B10": b10_many_consumers,
     "B11": b11_health_under_load,
+    "B12": b12_hubspots_limits,
 }
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .common import ApiError, Reply, api_error, bad_request
-from .faults import Fault
+from .faults import SEARCH_WINDOWS, Fault
 
 if TYPE_CHECKING:
     from .portal import Sandbox
@@ -81,6 +81,7 @@ def _admin_clock(sandbox: Sandbox, body: dict) -> dict:
 def _admin_config(sandbox: Sandbox, body: dict) -> dict:
     knobs: dict[str, Callable[[Any], Any]] = {
         "search_lag_ms": int, "search_rate_per_second": int, "general_rate_per_10s": int, "latency_ms": float,
+        "general_rate_per_second": int, "search_window": _search_window,
         "reorder_ties_per_request": bool, "archived_list_lag_ms": int, "search_lag_jitter_ms": int,
         "search_drop_lag_ms": int, "date_skew_ms": int,
         "archived_at_is_modified": bool,
@@ -92,6 +93,12 @@ def _admin_config(sandbox: Sandbox, body: dict) -> dict:
     for name, value in body.items():
         setattr(sandbox, name, None if value is None and name != "scopes" else knobs[name](value))
     return {name: sorted(value) if isinstance(value := getattr(sandbox, name), set) else value for name in knobs}
+
+
+def _search_window(value: Any) -> str:
+    if value not in SEARCH_WINDOWS:
+        raise ValueError(f"search_window must be one of {list(SEARCH_WINDOWS)}, not {value!r}")
+    return str(value)
 
 
 def _scopes(value: Any) -> set[str]:

@@ -144,14 +144,22 @@ def _renumbered(value: Any, suffix: str) -> Any:
     return copy
 
 
+# How the search limit counts (`Sandbox.search_window`): "admitted" counts the searches it
+# let through in the last second; "arrivals" counts every search that arrived in the last
+# 1000 ms, those it refused too, so a 429 costs a slot as a retry does.
+SEARCH_WINDOWS = ("admitted", "arrivals")
+SECOND, TEN_SECONDS = 1.0, 10.0
+
+
 class Gate:
     """The armed faults and the rate-limit windows every API request passes through."""
 
     def __init__(self, lock: threading.RLock) -> None:
         self._lock = lock
         self.faults: list[Fault] = []
-        # Monotonic times of the requests admitted in the current rate-limit windows.
-        self._admitted: dict[str, deque[float]] = {"search": deque(), "general": deque()}
+        # Monotonic times of the requests counted in the current rate-limit windows.
+        self._admitted: dict[str, deque[float]] = {"search": deque(), "general": deque(),
+                                                   "secondly": deque()}
 
     def take_fault(self, endpoint: str) -> Fault | None:
         with self._lock:
@@ -168,32 +176,54 @@ class Gate:
                 return fault
         return None
 
-    def admit(self, endpoint: str, search_limit: int | None, general_limit: int | None) -> dict[str, str]:
-        """Rate limiting on real time; returns the rate-limit headers of the response."""
-        search = endpoint == "search"
-        limit = search_limit if search else general_limit
-        if limit is None:
-            return {}
-        window = 1.0 if search else 10.0
-        with self._lock:
-            admitted = self._admitted["search" if search else "general"]
-            now = time.monotonic()
-            while admitted and admitted[0] <= now - window:
-                admitted.popleft()
-            allowed = len(admitted) < limit
-            if allowed:
-                admitted.append(now)
-            remaining = limit - len(admitted)
-        if search:
+    def admit(self, endpoint: str, search_limit: int | None, general_limit: int | None,
+              secondly_limit: int | None = None, search_window: str = "admitted") -> dict[str, str]:
+        """Rate limiting on real time; returns the rate-limit headers of the response.
+
+        Search: `search_limit` per second, counted as `search_window` says (`SEARCH_WINDOWS`).
+        The other calls: `general_limit` per rolling 10 s and, when that is on,
+        `secondly_limit` per rolling second (None: none), as HubSpot counts a private app's
+        calls; their answers say both, as HubSpot's do."""
+        if endpoint == "search":
+            if search_limit is None:
+                return {}
+            with self._lock:
+                window = self._window("search", SECOND)
+                allowed = len(window) < search_limit
+                if allowed or search_window == "arrivals":
+                    window.append(time.monotonic())
             # Real search sends no rate-limit headers and no Retry-After.
             if not allowed:
                 raise _rate_limited("SECONDLY", "You have reached your secondly limit.")
             return {}
-        headers = {
-            "X-HubSpot-RateLimit-Max": str(limit),
-            "X-HubSpot-RateLimit-Remaining": str(remaining),
-            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
-        }
-        if not allowed:
+        if general_limit is None:
+            return {}
+        with self._lock:
+            ten, second = self._window("general", TEN_SECONDS), self._window("secondly", SECOND)
+            within_ten = len(ten) < general_limit
+            within_second = secondly_limit is None or len(second) < secondly_limit
+            if within_ten and within_second:
+                now = time.monotonic()
+                ten.append(now)
+                second.append(now)
+            headers = {
+                "X-HubSpot-RateLimit-Max": str(general_limit),
+                "X-HubSpot-RateLimit-Remaining": str(general_limit - len(ten)),
+                "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+            }
+            if secondly_limit is not None:
+                headers["X-HubSpot-RateLimit-Secondly"] = str(secondly_limit)
+                headers["X-HubSpot-RateLimit-Secondly-Remaining"] = str(max(0, secondly_limit - len(second)))
+        if not within_ten:
             raise _rate_limited("TEN_SECONDLY_ROLLING", "You have reached your ten_secondly_rolling limit.", headers)
+        if not within_second:
+            raise _rate_limited("SECONDLY", "You have reached your secondly limit.", headers)
         return headers
+
+    def _window(self, name: str, seconds: float) -> deque[float]:
+        """The times counted in window `name` within the last `seconds`; under the lock."""
+        counted = self._admitted[name]
+        now = time.monotonic()
+        while counted and counted[0] <= now - seconds:
+            counted.popleft()
+        return counted

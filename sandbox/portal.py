@@ -52,6 +52,7 @@ _MAX_TARGET = 16_000
 _LOG_LIMIT = 100_000
 _MAX_BATCH_INPUTS = 1_000
 _SCHEMAS_SCOPE = "crm.schemas.custom.read"
+GENERAL_RATE_PER_SECOND = 11  # HubSpot's per-second limit of a private app's calls (X-HubSpot-RateLimit-Secondly)
 ALL_SCOPES = frozenset({_SCHEMAS_SCOPE, *(scope for object_type in OBJECT_TYPES for scope in object_type.scopes)})
 _SCOPES_LINK = "https://developers.hubspot.com/scopes"
 _AUTH_MESSAGE = (
@@ -81,8 +82,14 @@ class Sandbox:
 
     * search_lag_ms: a write becomes visible to search this long (sandbox clock) after it happened;
     * search_rate_per_second: searches admitted per rolling real second (None: unlimited), beyond -> 429;
+    * search_window: how that second counts: "admitted" (the searches let through in the
+      last second) or "arrivals" (every search that arrived in the last 1000 ms, the
+      refused ones too, as a gateway that counts requests does);
     * general_rate_per_10s: the same for every other call (list, read, properties, schemas,
       associations) per rolling 10 s, with X-HubSpot-RateLimit headers;
+    * general_rate_per_second: while general_rate_per_10s is on, those calls are also limited
+      per rolling real second (default 11, a private app's; None: not), beyond -> 429
+      SECONDLY, their answers carrying X-HubSpot-RateLimit-Secondly(-Remaining);
     * latency_ms: a real sleep before every API response, for benchmarks;
     * archived_at_is_modified: archivedAt shows the record's last-modified time instead of
       its deletion time, as HubSpot's changelog says it did for contacts.
@@ -130,6 +137,8 @@ class Sandbox:
         self.search_lag_ms: int = 0
         self.search_rate_per_second: int | None = None
         self.general_rate_per_10s: int | None = None
+        self.general_rate_per_second: int | None = GENERAL_RATE_PER_SECOND
+        self.search_window: str = "admitted"
         self.latency_ms: float = 0
         self.reorder_ties_per_request: bool = False
         self.archived_list_lag_ms: int = 0
@@ -403,7 +412,8 @@ class Sandbox:
             # Counted on arrival, as HubSpot's gateway does; then the latency, as HubSpot's
             # servers take their time (a limit counted after a sleep would count when the
             # sleeping thread gets the CPU back, which on a loaded machine is late).
-            headers = self._gate.admit(endpoint, self.search_rate_per_second, self.general_rate_per_10s)
+            headers = self._gate.admit(endpoint, self.search_rate_per_second, self.general_rate_per_10s,
+                                       self.general_rate_per_second, self.search_window)
             if self.latency_ms > 0:
                 time.sleep(self.latency_ms / 1000)
             reply = {"search": self._search_reply, "list": self._list_reply, "properties": self._properties_reply,

@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
 
 from pyrate_limiter import Limiter
 
+# HubSpot's announcements of its limits, beside X-HubSpot-RateLimit-Remaining.
+SECONDLY_HEADER = "X-HubSpot-RateLimit-Secondly"
+MAX_HEADER = "X-HubSpot-RateLimit-Max"
+INTERVAL_HEADER = "X-HubSpot-RateLimit-Interval-Milliseconds"
+# The share of an announced rate the calls are spaced at: requests leave evenly but arrive a
+# little bunched (threads, connections), and HubSpot counts arrivals. At 11/s the slot is
+# then 96 ms, so the 12th call arrives 52 ms after the first has left HubSpot's second.
+ANNOUNCED_HEADROOM = 0.95
+# AIMD on HubSpot's 429s: the rate drops to this share of itself on a 429 ...
+DECREASE = 0.9
+# ... at most once in this long (the window of the limit that refused; calls in flight at
+# once come back 429 together) ...
+DECREASE_HOLD_SECONDS = 1.0
+# ... never below this share of the ceiling (a 429 storm does not stop the export) ...
+MIN_SHARE = 0.25
+# ... and creeps back by this share of the ceiling on every call answered: from one
+# decrease back to the whole rate in 200 calls (40 s at 5 searches/s), so that a limit
+# HubSpot counts a little more strictly than announced (arrivals bunch by some ms) costs
+# a 429 every hundred calls or so, not every few dozen (bench B12: 0.002 drew one in ~20).
+RECOVERY_PER_SUCCESS = 0.0005
+COUNT_DIGITS = 9  # a limit longer than this is no limit HubSpot would name
+
 
 class Budget:
     """A client-side request budget (pyrate-limiter's) whose slots go to the callers in the
-    order they asked for them.
+    order they asked for them, spaced evenly at a rate that follows what HubSpot says and
+    does.
 
     pyrate-limiter lets every blocked caller sleep until the slot it computed and then race
     the others for it. An export hands its pages over in the order it requested them, so a
@@ -19,13 +43,45 @@ class Budget:
     window: at 5 searches/s and 400 ms latency that idled the budget for half a second in
     every other second (bench B2). Here one caller at a time waits in the limiter; the
     others wait their turn behind it.
+
+    Given ``per_second`` (the configured budget as calls per second), the calls also leave
+    at least one slot apart. The limiter alone lets a whole window's budget go at once: the
+    default 100 calls per 10 s in one burst, where HubSpot also counts 11 a second
+    (``X-HubSpot-RateLimit-Secondly``) and answers the 12th with a 429. The slot is that of
+    the lowest of: the configured figure; what HubSpot announces (`learn`), a little under
+    it (`ANNOUNCED_HEADROOM`), as requests arrive a little bunched; and a share of it that
+    adapts to HubSpot's 429s (`limited`, `succeeded`: AIMD, as TCP's congestion window), so
+    that whatever window HubSpot counts in, the budget settles just under it. Never more
+    than configured. A limiter whose window is HubSpot's own (search's second) already
+    bounds every burst to HubSpot's limit: with ``spaced_at_full_rate`` False the calls are
+    spaced only while the rate is below the configured one (bench B12: spacing search at
+    its full rate cost 0.06 of the ceiling against pyrate-limiter's bursts alone).
     """
 
-    def __init__(self, limiter: Limiter) -> None:
+    def __init__(self, limiter: Limiter, per_second: float | None = None, *,
+                 spaced_at_full_rate: bool = True,
+                 sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._limiter = limiter
         self._turns = threading.Condition()
         self._issued = 0  # turns handed out
         self._serving = 0  # the turn now waiting in the limiter
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._configured = per_second
+        self._ceiling = per_second  # the configured rate, or HubSpot's if it announced less
+        self._share = 1.0  # of the ceiling, lowered on 429s and raised again on successes
+        self._lowered_at = -math.inf  # monotonic time of the last lowering
+        self._next = -math.inf  # no call before this monotonic time
+        self._spaced_at_full_rate = spaced_at_full_rate
+
+    @property
+    def per_second(self) -> float | None:
+        """The rate the calls are spaced at now (None: not spaced, only the limiter's)."""
+        if self._ceiling is None or self._configured is None:
+            return None
+        rate = self._ceiling * self._share
+        return rate if self._spaced_at_full_rate or rate < self._configured else None
 
     def acquire(self) -> None:
         """Block until this caller's slot, after those of every caller that asked before."""
@@ -34,11 +90,56 @@ class Budget:
             self._issued += 1
             self._turns.wait_for(lambda: self._serving == turn)
         try:
+            pause = self._next - self._monotonic()
+            if pause > 0:
+                self._sleep(pause)
             self._limiter.try_acquire("hubspot")
+            rate = self.per_second
+            if rate is not None:
+                self._next = self._monotonic() + 1 / rate
         finally:
             with self._turns:
                 self._serving += 1
                 self._turns.notify_all()
+
+    def limited(self) -> None:
+        """HubSpot answered a call 429: the rate drops by `DECREASE`, once per
+        `DECREASE_HOLD_SECONDS` (the calls already in flight when HubSpot started refusing
+        come back 429 together; they are one signal, not several)."""
+        with self._turns:
+            now = self._monotonic()
+            if now - self._lowered_at >= DECREASE_HOLD_SECONDS:
+                self._share = max(MIN_SHARE, self._share * DECREASE)
+                self._lowered_at = now
+
+    def succeeded(self) -> None:
+        """HubSpot answered a call: the rate creeps back up by `RECOVERY_PER_SUCCESS` of the
+        ceiling, to the ceiling at most."""
+        with self._turns:
+            self._share = min(1.0, self._share + RECOVERY_PER_SUCCESS)
+
+    def learn(self, headers: Mapping[str, str]) -> None:
+        """Take in the rates an answer's headers announce: calls per second
+        (``X-HubSpot-RateLimit-Secondly``) and per interval (``-Max`` per
+        ``-Interval-Milliseconds``). The spacing follows the lower, under `ANNOUNCED_HEADROOM`,
+        and never above the configured budget."""
+        if self._configured is None:
+            return
+        announced: list[float | None] = [_count(headers.get(SECONDLY_HEADER))]
+        most, interval_ms = _count(headers.get(MAX_HEADER)), _count(headers.get(INTERVAL_HEADER))
+        if most is not None and interval_ms:
+            announced.append(most * 1000 / interval_ms)
+        rates = [rate * ANNOUNCED_HEADROOM for rate in announced if rate]
+        if rates:
+            with self._turns:
+                self._ceiling = min(self._configured, *rates)
+
+
+def _count(value: str | None) -> int | None:
+    """A header's non-negative whole number, if it is one (and not absurdly long)."""
+    if value is None or not (value := value.strip()).isascii() or not value.isdigit() or len(value) > COUNT_DIGITS:
+        return None
+    return int(value)
 
 
 class RateWindow:

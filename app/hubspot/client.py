@@ -77,8 +77,14 @@ class HubSpotClient:
             {"Authorization": f"Bearer {settings.token}", "Accept": "application/json",
              "User-Agent": "hubspot-sesam/0.1"}
         )
-        self._search_budget = Budget(Limiter(Rate(settings.search_rate_per_second, Duration.SECOND)))
-        self._general_budget = Budget(Limiter(Rate(settings.general_rate_per_10s, 10 * Duration.SECOND)))
+        # Each budget adapts to HubSpot's 429s (`Budget`). HubSpot's other calls are also
+        # spaced at the lowest of their rate and what HubSpot's headers announce (their
+        # limiter counts 10 s, HubSpot a second too); search, whose limiter counts HubSpot's
+        # second, only while a 429 has lowered its rate.
+        self._search_budget = Budget(Limiter(Rate(settings.search_rate_per_second, Duration.SECOND)),
+                                     settings.search_rate_per_second, spaced_at_full_rate=False)
+        self._general_budget = Budget(Limiter(Rate(settings.general_rate_per_10s, 10 * Duration.SECOND)),
+                                      settings.general_rate_per_10s / 10)
         self._window = RateWindow(sleep, monotonic)
         initial = settings.retry_initial_wait
         self._backoff = tenacity.wait_exponential_jitter(multiplier=initial, max=30, jitter=initial)
@@ -195,7 +201,13 @@ class HubSpotClient:
                 budget.acquire()
                 if endpoint != "search":
                     self._window.wait()
-                data, server_ms = self._send(method, path, endpoint, kind, scope, **kwargs)
+                try:
+                    data, server_ms = self._send(method, path, endpoint, kind, scope, **kwargs)
+                except HubSpotError as error:
+                    if error.upstream_status == 429:
+                        budget.limited()
+                    raise
+                budget.succeeded()
                 return data, server_ms, attempt.retry_state.attempt_number
         raise AssertionError("unreachable: tenacity either returns or reraises")
 
@@ -276,6 +288,7 @@ class HubSpotClient:
     def _note_limits(self, response: requests.Response) -> None:
         """Take in what an answer's headers say of HubSpot's rate limits."""
         self._window.note(response.headers)
+        self._general_budget.learn(response.headers)  # search's answers announce none
         for window, remaining in answers.rate_limits(response.headers).items():
             self._metrics.rate_limit_remaining.labels(window).set(remaining)
             if window == "daily":
