@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         except ImportError:
             sys.exit("configuration error: --sandbox needs the sandbox package, which comes with "
                      "the source checkout, not with the installed service: run it from there")
-        sandbox = Sandbox(contacts=settings.sandbox_contacts)
+        sandbox = Sandbox(contacts=settings.sandbox_contacts, realistic_catalogues=True)
         sandbox_server = SandboxServer(sandbox).start()
         settings = dataclasses.replace(settings, token=sandbox.token, base_url=sandbox_server.url)
     logs.configure(settings.log_level, settings.log_format, settings.token)

@@ -24,7 +24,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="records of another type, e.g. deals=50000 (default: a share of --contacts)")
     args = parser.parse_args(argv)
     try:
-        sandbox = Sandbox(contacts=args.contacts, seed=args.seed, token=args.token, objects=dict(args.objects))
+        sandbox = Sandbox(contacts=args.contacts, seed=args.seed, token=args.token, objects=dict(args.objects),
+                          realistic_catalogues=True)
     except ValueError as invalid:
         parser.error(str(invalid))
     sandbox.search_lag_ms = args.search_lag_ms

@@ -23,10 +23,24 @@ class Property:
     group: str | None = None  # None: the object type's own information group
     options: tuple[str, ...] = ()
     hubspot_defined: bool = True
+    formula: str | None = None  # a calculated property's calculationFormula
+    # One of a realistic catalogue's many properties (see realistic_properties): most
+    # records have no value for it, as in a real portal.
+    sparse: bool = False
+    external_options: bool = False  # options HubSpot fills from elsewhere (owners, pipelines)
+    salt: int = field(init=False, repr=False, compare=False)  # the name's hash, for unset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "salt", zlib.crc32(self.name.encode()))
+
+    def unset(self, tie: int) -> bool:
+        """A sparse property has no value on three records in four: decided cheaply, as a
+        realistic catalogue asks this some 200 times per record rendered."""
+        return self.sparse and ((tie ^ self.salt) * 0x9E3779B97F4A7C15 >> 62) & 3 != 0
 
     def describe(self, order: int, object_type: ObjectType) -> dict:
         stamp = "2019-08-06T02:43:14.491Z" if self.hubspot_defined else "2023-05-02T08:00:00Z"
-        read_only = self.name in object_type.read_only
+        read_only = self.name in object_type.read_only or self.formula is not None
         entry = {
             "name": self.name,
             "label": self.label,
@@ -35,9 +49,11 @@ class Property:
             "groupName": self.group or object_type.group,
             "description": f"The {object_type.singular}'s {self.label.lower()}.",
             "hidden": False,
-            "calculated": False,
+            "calculated": self.formula is not None,
+            "externalOptions": self.external_options,
             "hasUniqueValue": False,
             "formField": not read_only,
+            "dataSensitivity": "non_sensitive",
             "displayOrder": order,
             "createdAt": stamp,
             "updatedAt": stamp,
@@ -52,6 +68,8 @@ class Property:
                 "readOnlyValue": read_only,
             },
         }
+        if self.formula is not None:
+            entry["calculationFormula"] = self.formula
         if self.hubspot_defined:
             entry["hubspotDefined"] = True
         return entry
@@ -265,7 +283,7 @@ CONTACTS = ObjectType(
 def generic_value(prop: Property, cid: int, tie: int) -> str | None:
     """A plausible value for a built-in property without a generator of its own."""
     h = tie_hash(tie, prop.name)
-    if h % 9 == 0:
+    if h % 9 == 0 or prop.unset(tie):  # a realistic catalogue's are mostly unset
         return None
     h >>= 8
     if prop.options:
@@ -274,6 +292,10 @@ def generic_value(prop: Property, cid: int, tie: int) -> str | None:
         return str(h % 5_000)
     if prop.type == "datetime":
         return datetime_value(h)
+    if prop.type == "date":
+        return iso(_CUSTOM_DATE_BASE + h % _CUSTOM_DATE_SPAN)[:10]
+    if prop.type == "phone_number":
+        return f"+47 {h % 100_000_000:08d}"
     return f"{prop.label} {cid}"
 
 
@@ -453,3 +475,120 @@ SHARE_OF_CONTACTS = {
     "companies": 10, "deals": 5, "tickets": 10, "products": 50, "line_items": 5, "quotes": 20,
     "calls": 10, "emails": 10, "meetings": 20, "notes": 10, "tasks": 10, "cars": 20,
 }
+
+
+# --------------------------------------------------------------------------- realistic catalogues
+
+# A real portal's contact catalogue holds about 247 properties, 72 of them datetimes (the
+# analytics, email, sales-activity and lifecycle-stage dates HubSpot keeps); companies and
+# deals hold fewer. With the 20 custom properties a Sandbox adds to contacts by default
+# (5 of them datetimes) these targets make 247 and 72.
+REALISTIC_SIZES: Mapping[str, tuple[int, int]] = MappingProxyType({
+    "contacts": (227, 67), "companies": (190, 48), "deals": (150, 40)})  # (properties, datetimes)
+_BOOL = ("true", "false")
+_STAGE_LABELS = {"subscriber": "Subscriber", "lead": "Lead", "marketingqualifiedlead": "Marketing Qualified Lead",
+                 "salesqualifiedlead": "Sales Qualified Lead", "opportunity": "Opportunity",
+                 "customer": "Customer", "evangelist": "Evangelist", "other": "Other"}
+
+
+def _stage_properties() -> tuple[Property, ...]:
+    """HubSpot's per-lifecycle-stage dates and times (contacts and companies)."""
+    dates = []
+    times = []
+    for stage, label in _STAGE_LABELS.items():
+        dates += [Property(f"hs_lifecyclestage_{stage}_date", f"Became a {label} Date", "datetime", "date"),
+                  Property(f"hs_date_entered_{stage}", f"Date entered '{label} (Lifecycle Stage Pipeline)'",
+                           "datetime", "date"),
+                  Property(f"hs_date_exited_{stage}", f"Date exited '{label} (Lifecycle Stage Pipeline)'",
+                           "datetime", "date")]
+        times.append(Property(
+            f"hs_time_in_{stage}", f"Time in '{label} (Lifecycle Stage Pipeline)'", "number", "number",
+            formula=f"if is_present(hs_date_exited_{stage}) then (hs_date_exited_{stage} - hs_date_entered_{stage}) "
+                    f"else (now - hs_date_entered_{stage})"))
+    return (*dates, *times)
+
+
+_CONTACT_EXTRAS = (
+    *_stage_properties(),
+    *_props(
+        ("hs_analytics_first_timestamp", "Time First Seen", "datetime", "date"),
+        ("hs_analytics_last_timestamp", "Time Last Seen", "datetime", "date"),
+        ("hs_analytics_first_visit_timestamp", "Time of First Session", "datetime", "date"),
+        ("hs_analytics_last_visit_timestamp", "Time of Last Session", "datetime", "date"),
+        ("hs_email_first_open_date", "First marketing email open date", "datetime", "date"),
+        ("hs_email_last_open_date", "Last marketing email open date", "datetime", "date"),
+        ("hs_email_first_click_date", "First marketing email click date", "datetime", "date"),
+        ("hs_email_last_click_date", "Last marketing email click date", "datetime", "date"),
+        ("hs_email_first_send_date", "First marketing email send date", "datetime", "date"),
+        ("hs_email_last_send_date", "Last marketing email send date", "datetime", "date"),
+        ("notes_last_contacted", "Last Contacted", "datetime", "date"),
+        ("notes_last_updated", "Last Activity Date", "datetime", "date"),
+        ("notes_next_activity_date", "Next Activity Date", "datetime", "date"),
+        ("hs_last_sales_activity_timestamp", "Last Engagement Date", "datetime", "date"),
+        ("hs_latest_meeting_activity", "Latest meeting activity", "datetime", "date"),
+        ("hs_sales_email_last_opened", "Recent Sales Email Opened Date", "datetime", "date"),
+        ("hs_sales_email_last_clicked", "Recent Sales Email Clicked Date", "datetime", "date"),
+        ("hs_sales_email_last_replied", "Recent Sales Email Replied Date", "datetime", "date"),
+        ("first_conversion_date", "First Conversion Date", "datetime", "date"),
+        ("recent_conversion_date", "Recent Conversion Date", "datetime", "date"),
+        ("first_deal_created_date", "First Deal Created Date", "datetime", "date"),
+        ("recent_deal_close_date", "Recent Deal Close Date", "datetime", "date"),
+        ("hubspot_owner_assigneddate", "Owner Assigned Date", "datetime", "date"),
+        ("hs_lead_status", "Lead Status", "enumeration", "radio",
+         ("NEW", "OPEN", "IN_PROGRESS", "OPEN_DEAL", "UNQUALIFIED", "ATTEMPTED_TO_CONTACT", "CONNECTED",
+          "BAD_TIMING")),
+        ("hs_analytics_source", "Original Traffic Source", "enumeration", "select",
+         ("ORGANIC_SEARCH", "PAID_SEARCH", "EMAIL_MARKETING", "SOCIAL_MEDIA", "REFERRALS", "OTHER_CAMPAIGNS",
+          "DIRECT_TRAFFIC", "OFFLINE", "PAID_SOCIAL")),
+        ("hs_legal_basis", "Legal basis for processing contact's data", "enumeration", "checkbox",
+         ("Legitimate interest – prospect/lead", "Legitimate interest - existing customer",
+          "Performance of a contract", "Freely given consent from contact")),
+        ("hs_email_optout", "Unsubscribed from all email", "bool", "booleancheckbox", _BOOL),
+        ("hs_sequences_is_enrolled", "Currently in Sequence", "bool", "booleancheckbox", _BOOL),
+        ("hs_whatsapp_phone_number", "WhatsApp Phone Number", "phone_number", "phonenumber"),
+        ("mobilephone", "Mobile Phone Number", "string", "phonenumber"),
+        ("address", "Street Address", "string", "text"),
+        ("state", "State/Region", "string", "text"),
+        ("zip", "Postal Code", "string", "text"),
+        ("message", "Message", "string", "textarea"),
+        ("hs_analytics_num_page_views", "Number of Pageviews", "number", "number"),
+        ("hs_analytics_num_visits", "Number of Sessions", "number", "number"),
+        ("hs_email_open", "Marketing emails opened", "number", "number"),
+        ("hs_email_click", "Marketing emails clicked", "number", "number"),
+        ("hs_email_delivered", "Marketing emails delivered", "number", "number"),
+        ("num_contacted_notes", "Number of Sales Activities", "number", "number"),
+        ("num_associated_deals", "Number of Associated Deals", "number", "number"),
+    ),
+    Property("hubspot_owner_id", "Contact owner", "enumeration", "select", options=("101", "102", "103"),
+             external_options=True),
+)
+_NAMED_EXTRAS = {"contacts": _CONTACT_EXTRAS, "companies": _stage_properties()}
+# The kinds the rest of a realistic catalogue cycles through, in roughly a real portal's mix.
+_FILL_KINDS = (("string", "text"), ("number", "number"), ("enumeration", "select"), ("bool", "booleancheckbox"),
+               ("string", "text"), ("enumeration", "radio"), ("number", "number"), ("string", "textarea"),
+               ("date", "date"), ("enumeration", "checkbox"), ("phone_number", "phonenumber"), ("number", "number"))
+_FILL_OPTIONS = ("alpha", "beta", "gamma", "delta")
+
+
+def realistic_properties(object_type: ObjectType) -> tuple[Property, ...]:
+    """The HubSpot-defined properties that make `object_type`'s catalogue a real portal's
+    size and mix (see REALISTIC_SIZES): some with HubSpot's names, the rest generated
+    (hs_sandbox_*), every one sparse. Empty for the types without a realistic size."""
+    if object_type.name not in REALISTIC_SIZES:
+        return ()
+    total, datetimes = REALISTIC_SIZES[object_type.name]
+    taken = {p.name for p in object_type.properties}
+    named = [p for p in _NAMED_EXTRAS.get(object_type.name, ()) if p.name not in taken]
+    have = len(object_type.properties) + len(named)
+    have_datetimes = sum(p.type == "datetime" for p in (*object_type.properties, *named))
+    fill: list[Property] = []
+    for number in range(1, max(0, datetimes - have_datetimes) + 1):
+        fill.append(Property(f"hs_sandbox_datetime_{number:02d}", f"Sandbox date {number:02d}", "datetime", "date"))
+    for number in range(1, max(0, total - have - len(fill)) + 1):
+        kind, field_type = _FILL_KINDS[(number - 1) % len(_FILL_KINDS)]
+        options = _BOOL if kind == "bool" else _FILL_OPTIONS if kind == "enumeration" else ()
+        # A few calculated ones, on a number property before them.
+        formula = f"hs_sandbox_{number - 5:03d} * 2" if number % 12 == 7 else None
+        fill.append(Property(f"hs_sandbox_{number:03d}", f"Sandbox {kind.replace('_', ' ')} {number:03d}", kind,
+                             field_type, options=options, formula=formula))
+    return tuple(dataclasses.replace(p, sparse=True) for p in (*named, *fill))

@@ -32,7 +32,16 @@ from .common import (
     iso,
 )
 from .faults import DELIVERED, Fault, Gate
-from .objects import CONTACTS, CUSTOM_TYPES, OBJECT_TYPES, SHARE_OF_CONTACTS, custom_property
+from .objects import (
+    CONTACTS,
+    CUSTOM_TYPES,
+    OBJECT_TYPES,
+    SHARE_OF_CONTACTS,
+    ObjectType,
+    Property,
+    custom_property,
+    realistic_properties,
+)
 from .search import tie_salts
 from .store import Store
 
@@ -72,6 +81,13 @@ class Sandbox:
     contacts and a share of N of each other type (companies N/10, deals N/5, ...: see
     SHARE_OF_CONTACTS), unless objects={"deals": 50_000, ...} says otherwise; the other
     types are seeded on first use, so a portal only used for contacts costs what it did.
+    realistic_catalogues=True gives contacts, companies and deals a real portal's property
+    catalogue: 247 contact properties (72 datetimes) with the 20 custom_properties of the
+    default, 190 of companies, 150 of deals (see objects.REALISTIC_SIZES); most records
+    leave most of them unset (null when asked for). Off by default, as an export asking for
+    all of them takes over half as long again (`python -m app --sandbox` and the sandbox's
+    command line turn it on): the catalogues then hold the few properties the sandbox
+    generates values for, and the custom ones.
     associations(from_type, from_id, to_type) is the truth of the v4 associations;
     associate()/dissociate() change them without moving any modification time.
 
@@ -125,6 +141,7 @@ class Sandbox:
         archived_fraction: float = 0.02,
         custom_properties: int = 20,
         objects: Mapping[str, int] | None = None,
+        realistic_catalogues: bool = False,
     ) -> None:
         if contacts < 0 or custom_properties < 0 or not 0 <= archived_fraction <= 1:
             raise ValueError("contacts and custom_properties must be >= 0 and archived_fraction within [0, 1]")
@@ -155,12 +172,15 @@ class Sandbox:
         # One sequence for all types: the tie order changes with every search, of any type.
         salts = tie_salts(seed)
 
-        contacts_type = dataclasses.replace(
-            CONTACTS, properties=(*CONTACTS.properties, *map(custom_property, range(1, custom_properties + 1))))
+        def catalogued(object_type: ObjectType, *custom: Property) -> ObjectType:
+            extra = realistic_properties(object_type) if realistic_catalogues else ()
+            return dataclasses.replace(object_type, properties=(*object_type.properties, *extra, *custom))
+
+        contacts_type = catalogued(CONTACTS, *map(custom_property, range(1, custom_properties + 1)))
         # The stores see the clock and this portal's knobs (self), nothing else of it.
         self._stores: dict[str, Store] = {
             "contacts": Store(contacts_type, seed, random.Random(seed), self._clock, self, salts)}
-        for object_type in OBJECT_TYPES[1:]:
+        for object_type in map(catalogued, OBJECT_TYPES[1:]):
             store = Store(object_type, seed, random.Random(f"{seed}/{object_type.name}"), self._clock, self, salts)
             # Seeded on first use: most tests never touch a type but contacts.
             store.unseeded = (counts[object_type.name], archived_fraction)

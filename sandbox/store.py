@@ -114,7 +114,7 @@ class Store(Searchable):
             prop = self.properties.get(name)
             if prop is None:
                 raise ValueError(f"Property {name!r} does not exist")
-            if name in self.object_type.read_only:
+            if name in self.object_type.read_only or prop.formula is not None:  # calculated: HubSpot's
                 raise ValueError(f"Property {name!r} is read-only")
             values[name] = None if value is None or value == "" else self._stored_value(prop, value)
         return MappingProxyType(values)
@@ -297,6 +297,8 @@ class Store(Searchable):
         if generator is not None:
             return generator(version.id, version.tie)
         prop = self.properties[name]
+        if prop.unset(version.tie):
+            return None
         if prop.hubspot_defined:
             return generic_value(prop, version.id, version.tie)
         return custom_value(prop, version.tie)

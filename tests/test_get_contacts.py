@@ -15,15 +15,17 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
+from app.config import Settings
 from app.hubspot import HubSpotError, SearchPage
 from app.sync import export as export_module
 from app.sync.export import ExportStats, _count_dropped
 from app.sync.positions import encode_key
 from app.sync.workers import READERS, ShuttingDown, Workers
 from app.timestamps import format_ms, parse_timestamp
-from sandbox import Fault, Sandbox
+from sandbox import Fault, Sandbox, SandboxServer
 
-from .sesam import settle
+from .conftest import make_service, sandbox_clock
+from .sesam import SETTLE_SECONDS, T0, settle
 
 TOKEN_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z_\d{19}")
 
@@ -422,6 +424,28 @@ class TestProperties:
         asked = search_requests(sandbox)[0]["body"]["properties"]
         assert "custom_field_01" in asked and "email" in asked, asked
         assert all("properties" not in r["query"] for r in search_requests(sandbox))
+
+    def test_a_real_portals_catalogue(self) -> None:
+        """With a real portal's catalogue (247 properties, 72 datetimes) the export asks
+        search for every one and returns every live contact with all of them, null where
+        the contact has no value, as HubSpot answers."""
+        realistic = Sandbox(contacts=600, seed=7, now_ms=T0, realistic_catalogues=True)
+        with SandboxServer(realistic) as server:
+            settings = Settings(token=realistic.token, base_url=server.url, settle_seconds=SETTLE_SECONDS,
+                                search_rate_per_second=100, general_rate_per_10s=1000, retry_initial_wait=0.01,
+                                max_retries=3, read_timeout=5, connect_timeout=2)
+            with make_service(settings, sandbox_clock(realistic)) as service:
+                entities = export(service)
+        names = [p["name"] for p in realistic._stores["contacts"].catalogue]
+        assert len(names) == 247, len(names)
+        searches = search_requests(realistic)
+        assert searches and all(set(r["body"]["properties"]) == set(names) for r in searches), \
+            "every search asks for the whole catalogue"
+        assert sorted(e["_id"] for e in entities) == sorted(realistic.live()), "every live contact once"
+        for entity in entities:
+            assert set(names) <= set(entity["properties"]), sorted(set(names) - set(entity["properties"]))[:5]
+        unset = sum(entity["properties"]["hs_sandbox_datetime_01"] is None for entity in entities)
+        assert 0 < unset < len(entities), "a sparse property: set on some contacts, null on the rest"
 
     def test_configured_properties_override(self, configure, sandbox: Sandbox) -> None:
         """HUBSPOT_PROPERTIES replaces the catalogue; the two the walk keys on and the merged
