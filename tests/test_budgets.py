@@ -16,7 +16,7 @@ import requests
 from starlette.testclient import TestClient
 
 from app.config import Settings
-from app.hubspot import HubSpotClient
+from app.hubspot import HubSpotClient, HubSpotError
 from app.hubspot.budget import (
     ANNOUNCED_HEADROOM,
     DECREASE,
@@ -301,3 +301,19 @@ def test_the_client_lowers_a_budget_on_hubspots_429_and_raises_it_on_answers(
     general, search = client._general_budget.per_second, client._search_budget.per_second  # noqa: SLF001
     assert general == pytest.approx(10 * (DECREASE + RECOVERY_PER_SUCCESS)) and search is None, (
         f"after a 429 and an answer: general {general}/s, search {search}")
+
+
+def test_the_daily_cap_does_not_lower_a_budget(sandbox: Sandbox, sandbox_server: SandboxServer) -> None:
+    """HubSpot's DAILY 429 is the day's allowance used up, not a burst: no slower rate helps,
+    so the budget keeps its rate for the next day's calls (and the call is not retried)."""
+    settings = Settings(token=sandbox.token, base_url=sandbox_server.url, general_rate_per_10s=100,
+                        search_rate_per_second=4, retry_initial_wait=0.01)
+    client = HubSpotClient(settings)
+    sandbox.inject(Fault(endpoint="properties", kind="daily", times=1))
+    try:
+        with pytest.raises(HubSpotError, match="daily limit"):
+            client.catalogue(standard_types(settings.modified_property, {})["contacts"])
+    finally:
+        client.close()
+    general = client._general_budget.per_second  # noqa: SLF001
+    assert general == pytest.approx(10), f"after the daily cap: general {general}/s"

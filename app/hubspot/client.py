@@ -204,8 +204,8 @@ class HubSpotClient:
                 try:
                     data, server_ms = self._send(method, path, endpoint, kind, scope, **kwargs)
                 except HubSpotError as error:
-                    if error.upstream_status == 429:
-                        budget.limited()
+                    if error.upstream_status == 429 and error.retryable:
+                        budget.limited()  # not the daily cap: a slower rate does not help
                     raise
                 budget.succeeded()
                 return data, server_ms, attempt.retry_state.attempt_number
