@@ -285,16 +285,22 @@ class ArchivedSnapshots:
         calls it spent) starts another."""
         try:
             snapshot = self._listed(now, previous, lambda _: None)
-        except Exception as error:  # any failure: the old snapshot serves on
+        except Exception as error:
+            # Nobody waits on this thread to hear of the failure: the old snapshot serves
+            # on, and the failure is logged here, HubSpot's as a warning, the service's own
+            # bug as an error with its traceback.
             with self._changed:
                 self._listing = False
                 assert self._current is not None
                 age = self._clock() - self._current.taken_at
                 self._changed.notify_all()
-            log.warning("Listing of archived records failed; the previous snapshot serves on",
-                        extra={"object_type": self._kind.name, "error": str(error),
-                               "snapshot_age_seconds": round(age, 1),
-                               "retry_in_seconds": round(self.interval(), 1)})
+            own_bug = not isinstance(error, HubSpotError)
+            log.log(logging.ERROR if own_bug else logging.WARNING,
+                    "Listing of archived records failed; the previous snapshot serves on",
+                    exc_info=error if own_bug else None,
+                    extra={"object_type": self._kind.name, "error": str(error),
+                           "snapshot_age_seconds": round(age, 1),
+                           "retry_in_seconds": round(self.interval(), 1)})
             return
         with self._changed:
             self._current, self._listing = snapshot, False
