@@ -49,9 +49,6 @@ SCHEMAS_ATTEMPTS = 2  # one retry of the schemas read, for a passing failure
 CORRELATION_HEADER = "X-HubSpot-Correlation-Id"  # on every answer, HTML error pages included
 Json = dict[str, Any]
 MEGABYTE = 1024 * 1024
-# The longest wait HubSpot's Retry-After is passed on with: its longest window is the day
-# of its daily limit. A larger (or infinite) advice is cut to this.
-RETRY_AFTER_CAP_SECONDS = 86_400.0
 # Pages of one type's archived listing: 10 million archived records at 100 a page. A
 # listing beyond it does not end (HUBSPOT_ARCHIVED_LISTING_SECONDS usually stops it first).
 MAX_ARCHIVED_PAGES = 100_000
@@ -282,7 +279,7 @@ class HubSpotClient:
         except ValueError:  # not JSON (an HTML error page), or nested too deep
             body = None
         raise answers.failure(response.status_code, body, response.reason or "",
-                              self._advice(response.headers.get("Retry-After")),
+                              answers.retry_after(response.headers.get("Retry-After")),
                               scope, self._quote, response.headers.get(CORRELATION_HEADER))
 
     def _note_limits(self, response: requests.Response) -> None:
@@ -315,14 +312,6 @@ class HubSpotClient:
         return "broken", HubSpotError(
             502, "HubSpot answer broken",
             f"HubSpot's answer could not be read: {type(exc).__name__}.", retryable=True)
-
-    @staticmethod
-    def _advice(header: str | None) -> float | None:
-        """HubSpot's Retry-After in seconds, finite and at most `RETRY_AFTER_CAP_SECONDS`."""
-        wait = answers.retry_after(header)
-        if wait is None:
-            return None
-        return min(wait, RETRY_AFTER_CAP_SECONDS) if math.isfinite(wait) else RETRY_AFTER_CAP_SECONDS
 
     def _quote(self, text: object) -> str:
         return quote(self._redactor.text(str(text)))

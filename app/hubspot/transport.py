@@ -130,24 +130,27 @@ def _watched(connection_class: type[C]) -> type[C]:
     return cast("type[C]", type(f"Watched{base.__name__}", (base,), {"getresponse": getresponse}))
 
 
-class _WatchedHTTPPool(HTTPConnectionPool):
+class _Watching:
+    """A pool whose connections are watched: mixed in before urllib3's pool class."""
+
+    ConnectionCls: Any
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.ConnectionCls = _watched(HTTPConnectionPool.ConnectionCls)
+        # Whatever class the pool uses now (vcrpy's cassettes replace the stock one).
+        self.ConnectionCls = _watched(self.ConnectionCls)
 
     def _put_conn(self, conn: Any) -> None:
         _unwatch(conn)
-        super()._put_conn(conn)
+        super()._put_conn(conn)  # type: ignore[misc]
 
 
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ConnectionCls = _watched(HTTPSConnectionPool.ConnectionCls)
+class _WatchedHTTPPool(_Watching, HTTPConnectionPool):
+    pass
 
-    def _put_conn(self, conn: Any) -> None:
-        _unwatch(conn)
-        super()._put_conn(conn)
+
+class _WatchedHTTPSPool(_Watching, HTTPSConnectionPool):
+    pass
 
 
 class BoundedAdapter(HTTPAdapter):
