@@ -21,7 +21,12 @@ from .crm import ROOT, Crm, modified_property, serve, since
 
 NOW = 1_700_000_000_000
 STANDARD = ("contacts", "companies", "deals", "tickets", "products", "line_items", "quotes",
-            "calls", "emails", "meetings", "notes", "tasks")
+            "calls", "emails", "meetings", "notes", "tasks",
+            # HubSpot's newer types (0.2.0)
+            "leads", "invoices", "appointments", "carts", "commerce_payments", "communications",
+            "courses", "discounts", "feedback_submissions", "fees", "goal_targets", "listings",
+            "orders", "partner_clients", "partner_services", "postal_mail", "projects", "services",
+            "subscriptions", "taxes", "users")
 CARS_ID = "2-3508482"
 
 
