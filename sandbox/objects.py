@@ -391,14 +391,14 @@ _STANDARD_TYPES = (
         "products", "0-7", "product", 4_000_001, "createdate", ("name", "description", "price"),
         _props(("name", "Name", "string", "text"), ("description", "Description", "string", "textarea"),
                ("price", "Unit price", "number", "number"), ("hs_sku", "SKU", "string", "text")),
-        {"name": _words("adjective", "thing")}, _COMMERCE,
+        {"name": _words("adjective", "thing")}, ("crm.objects.products.read", *_COMMERCE),
     ),
     _object_type(
         "line_items", "0-8", "line_item", 5_000_001, "createdate", ("name", "quantity", "price", "amount"),
         _props(("name", "Name", "string", "text"), ("quantity", "Quantity", "number", "number"),
                ("price", "Unit price", "number", "number"), ("amount", "Net price", "number", "number"),
                ("hs_product_id", "Product ID", "number", "number")),
-        {"name": _words("adjective", "thing")}, _COMMERCE,
+        {"name": _words("adjective", "thing")}, ("crm.objects.line_items.read", *_COMMERCE),
     ),
     _object_type(
         "quotes", "0-14", "quote", 6_000_001, "hs_createdate", ("hs_title", "hs_expiration_date", "hs_status"),
@@ -407,7 +407,7 @@ _STANDARD_TYPES = (
                ("hs_status", "Quote approval status", "enumeration", "select",
                 ("DRAFT", "PENDING_APPROVAL", "APPROVED", "APPROVAL_NOT_NEEDED")),
                ("hs_quote_amount", "Quote amount", "number", "number")),
-        {"hs_title": _words("adjective", "thing")}, _COMMERCE,
+        {"hs_title": _words("adjective", "thing")}, ("crm.objects.quotes.read", *_COMMERCE),
     ),
     _object_type(
         "calls", "0-48", "call", 7_000_001, "hs_createdate", ("hs_call_title", "hs_timestamp"),
@@ -427,7 +427,7 @@ _STANDARD_TYPES = (
                 ("EMAIL", "INCOMING_EMAIL", "FORWARDED_EMAIL")),
                ("hs_email_status", "Email send status", "enumeration", "select", ("SENT", "BOUNCED", "FAILED")),
                ("hs_timestamp", "Activity date", "datetime", "date")),
-        {"hs_email_subject": _words("topic")}, _ENGAGEMENT,
+        {"hs_email_subject": _words("topic")}, (*_ENGAGEMENT, "sales-email-read"),
     ),
     _object_type(
         "meetings", "0-47", "meeting", 9_000_001, "hs_createdate", ("hs_meeting_title", "hs_timestamp"),
@@ -459,7 +459,7 @@ _STANDARD_TYPES = (
 # The types HubSpot's search serves beyond those above (in the service since 0.2.0): a few
 # properties each, in the shapes of HubSpot's catalogues. Scopes as HubSpot's API
 # descriptions give them for search (any one of them grants reading).
-_LINE_ITEMS = ("crm.objects.line_items.read", "e-commerce")
+_LINE_ITEMS = ("crm.objects.line_items.read", *_COMMERCE)
 _UNPUBLISHED = "0-90"  # HubSpot publishes no objectTypeId for these: the sandbox's own, 0-90x
 
 
