@@ -497,7 +497,8 @@ _NEWER_TYPES = (
     _newer_type("commerce_payments", f"{_UNPUBLISHED}1", 4, "hs_reference_number", (
         ("hs_initial_amount", "Gross amount", "number", "number"),), ("crm.objects.commercepayments.read",)),
     _newer_type("communications", "0-18", 5, "hs_communication_body", (
-        ("hs_communication_channel_type", "Channel type", "enumeration", "select", ("SMS", "WHATS_APP", "LINKEDIN_MESSAGE")),
+        ("hs_communication_channel_type", "Channel type", "enumeration", "select",
+         ("SMS", "WHATS_APP", "LINKEDIN_MESSAGE")),
     ), _ENGAGEMENT),
     _newer_type("courses", "0-410", 6, "hs_course_name", (
         ("hs_course_id", "Course ID", "string", "text"),), ("crm.objects.courses.read",)),
