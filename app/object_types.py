@@ -121,7 +121,9 @@ _STANDARD: tuple[tuple[str, str | None, str, str | None], ...] = (
 )
 STANDARD_NAMES = tuple(name for name, *_ in _STANDARD)
 STANDARD_IDS = {name: type_id for name, type_id, *_ in _STANDARD if type_id is not None}
-_MERGED = frozenset({"contacts", "companies"})
+# The types HubSpot merges: those whose descriptions have `POST /crm/v3/objects/<type>/merge`
+# (a merged-away record vanishes; the survivor's hs_merged_object_ids names it).
+_MERGED = frozenset({"contacts", "companies", "deals", "tickets"})
 
 
 def standard_types(contacts_modified: str, properties: Properties) -> dict[str, ObjectType]:

@@ -138,6 +138,25 @@ class TestNewTypes:
         assert all("contacts" in e["associations"] for e in held), f"{kind}: associations missing"
 
 
+    @pytest.mark.parametrize("kind", ["deals", "tickets"])
+    def test_merged_deals_and_tickets_arrive_deleted(self, service: TestClient, sandbox: Sandbox,
+                                                     kind: str) -> None:
+        """HubSpot merges deals and tickets too (its descriptions have their merge
+        endpoints): the merged-away record is `_deleted` with `mergedInto`, just before its
+        survivor (before, it stayed in the pipe as a live record)."""
+        offset = objects(service, kind)[-1]["_updated"]
+        survivor, merged = sorted(sandbox.live(kind), key=int)[:2]
+        sandbox.advance(10_000)
+        sandbox.merge(survivor, merged, object_type=kind)
+        settle(sandbox)
+        changed = objects(service, kind, since=offset)
+        positions = {e["_id"]: i for i, e in enumerate(changed)}
+        assert merged in positions, f"{kind}: the merged-away {merged} is not in {changed}"
+        gone = changed[positions[merged]]
+        assert gone.get("_deleted") and gone.get("mergedInto") == survivor, gone
+        assert positions[merged] < positions[survivor], [e["_id"] for e in changed]
+
+
 class TestNames:
     @pytest.mark.parametrize("kind", WITH_IDS)
     def test_a_standard_type_by_its_object_type_id(self, service: TestClient, kind: str) -> None:
