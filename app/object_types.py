@@ -41,7 +41,7 @@ SKIPPED_SHOWN = 5  # a log of skipped schemas quotes at most this many ...
 SKIPPED_CHARS = 60  # ... of at most this many characters each
 
 Properties = Mapping[str, tuple[str, ...]]
-"""Configured properties by type name (or a custom object's other names); empty: all."""
+"""Configured properties by type name (or a type's other names); empty: all."""
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,14 @@ class ObjectType:
     """One CRM object type, as the export reads it."""
 
     name: str  # as pipes name it: "contacts", "deals", a custom object's name
-    path: str  # as HubSpot's URLs name it: "contacts", "2-1234567"
+    path: str  # as HubSpot's URLs name it: "contacts", "0-162", "2-1234567"
     modified_property: str = MODIFIED
-    scope: str = CUSTOM_SCOPE  # the read scope HubSpot wants for it
+    scope: str = CUSTOM_SCOPE  # the read scope(s) HubSpot wants for it: "a" or "a or b"
     merges: bool = False  # HubSpot merges its records (hs_merged_object_ids)
     properties: tuple[str, ...] = ()  # the configured ones; empty: HubSpot's whole catalogue
-    aliases: tuple[str, ...] = field(default=(), compare=False)  # other names HubSpot accepts
+    # Other names HubSpot accepts: a standard type's objectTypeId, a custom object's id and
+    # fully qualified name.
+    aliases: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def required_properties(self) -> tuple[str, ...]:
