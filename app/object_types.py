@@ -4,7 +4,9 @@ Every type is exported by the same engine; a type differs only in where HubSpot 
 the property its modification time is in, whether HubSpot merges its records, the scope a
 token needs to read it, and the properties configured for it. The standard types are fixed;
 custom objects are discovered from HubSpot's schemas (`/crm/v3/schemas`), so a pipe can name
-one without configuration, by its `objectTypeId` (``2-1234567``) or its fully qualified name.
+one without configuration, by its `objectTypeId` (``2-1234567``), its fully qualified name
+(``p1234567_cars``) or its name (``cars``); a standard type by its name (``deals``) or its
+objectTypeId (``0-3``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ SKIPPED_SHOWN = 5  # a log of skipped schemas quotes at most this many ...
 SKIPPED_CHARS = 60  # ... of at most this many characters each
 
 Properties = Mapping[str, tuple[str, ...]]
-"""Configured properties by type name (or a custom object's other names); empty: all."""
+"""Configured properties by type name (or a type's other names); empty: all."""
 
 
 @dataclass(frozen=True)
@@ -47,12 +49,14 @@ class ObjectType:
     """One CRM object type, as the export reads it."""
 
     name: str  # as pipes name it: "contacts", "deals", a custom object's name
-    path: str  # as HubSpot's URLs name it: "contacts", "2-1234567"
+    path: str  # as HubSpot's URLs name it: "contacts", "0-162", "2-1234567"
     modified_property: str = MODIFIED
-    scope: str = CUSTOM_SCOPE  # the read scope HubSpot wants for it
+    scope: str = CUSTOM_SCOPE  # the read scope(s) HubSpot wants for it: "a" or "a or b"
     merges: bool = False  # HubSpot merges its records (hs_merged_object_ids)
     properties: tuple[str, ...] = ()  # the configured ones; empty: HubSpot's whole catalogue
-    aliases: tuple[str, ...] = field(default=(), compare=False)  # other names HubSpot accepts
+    # Other names HubSpot accepts: a standard type's objectTypeId, a custom object's id and
+    # fully qualified name.
+    aliases: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def required_properties(self) -> tuple[str, ...]:
@@ -70,33 +74,72 @@ class Schema:
     fully_qualified_name: str | None = None  # "p1234567_cars"
 
 
-# The types HubSpot's search API serves, with their read scopes (HubSpot's 403 names the
-# scope it wants; these are for when it does not).
-_STANDARD: tuple[tuple[str, str], ...] = (
-    ("contacts", "crm.objects.contacts.read"),
-    ("companies", "crm.objects.companies.read"),
-    ("deals", "crm.objects.deals.read"),
-    ("tickets", "tickets"),
-    ("products", "e-commerce"),
-    ("line_items", "crm.objects.line_items.read"),
-    ("quotes", "crm.objects.quotes.read"),
-    ("calls", "crm.objects.contacts.read"),
-    ("emails", "crm.objects.contacts.read"),
-    ("meetings", "crm.objects.contacts.read"),
-    ("notes", "crm.objects.contacts.read"),
-    ("tasks", "crm.objects.contacts.read"),
+# Every type HubSpot's search API serves (its published API descriptions have a
+# `/crm/v3/objects/<type>/search` for each): (name, objectTypeId, read scope, path).
+# - objectTypeId: from HubSpot's object table ("Using the object APIs"); None where HubSpot
+#   publishes none (those are addressed by name only).
+# - scope: the read scope(s) the description's `security` gives its search, any one of
+#   them enough ("a or b"); what a 403 names when HubSpot's own answer does not.
+# - path: how the service names the type in HubSpot's URLs: the name, or the objectTypeId
+#   for the types whose descriptions only use that (services, courses, listings) or serve
+#   them under the generic `{objectType}` path (appointments, projects).
+_ENGAGEMENTS = "crm.objects.contacts.read"
+_COMMERCE = "crm.objects.line_items.read or e-commerce"
+_STANDARD: tuple[tuple[str, str | None, str, str | None], ...] = (
+    ("contacts", "0-1", "crm.objects.contacts.read", None),
+    ("companies", "0-2", "crm.objects.companies.read", None),
+    ("deals", "0-3", "crm.objects.deals.read", None),
+    ("tickets", "0-5", "tickets", None),
+    ("products", "0-7", "crm.objects.products.read or e-commerce", None),
+    ("line_items", "0-8", _COMMERCE, None),
+    ("quotes", "0-14", "crm.objects.quotes.read or e-commerce", None),
+    ("calls", "0-48", _ENGAGEMENTS, None),
+    ("emails", "0-49", f"{_ENGAGEMENTS} or sales-email-read", None),
+    ("meetings", "0-47", _ENGAGEMENTS, None),
+    ("notes", "0-46", _ENGAGEMENTS, None),
+    ("tasks", "0-27", _ENGAGEMENTS, None),
+    # The types added in 0.2.0.
+    ("leads", "0-136", "crm.objects.leads.read", None),
+    ("invoices", "0-53", "crm.objects.invoices.read", None),
+    ("appointments", "0-421", "crm.objects.appointments.read", "0-421"),
+    ("carts", "0-142", "crm.objects.carts.read", None),
+    ("commerce_payments", None, "crm.objects.commercepayments.read", None),
+    ("communications", "0-18", _ENGAGEMENTS, None),
+    ("courses", "0-410", "crm.objects.courses.read", "0-410"),
+    ("discounts", "0-84", _COMMERCE, None),
+    ("feedback_submissions", "0-19", f"{_ENGAGEMENTS} or crm.objects.feedback_submissions.read", None),
+    ("fees", "0-85", _COMMERCE, None),
+    ("goal_targets", "0-74", "crm.objects.goals.read", None),
+    ("listings", "0-420", "crm.objects.listings.read", "0-420"),
+    ("orders", "0-123", "crm.objects.orders.read", None),
+    ("partner_clients", None, "crm.objects.partner-clients.read", None),
+    ("partner_services", None, "crm.objects.partner-services.read", None),
+    ("postal_mail", "0-116", _ENGAGEMENTS, None),
+    ("projects", "0-970", "crm.objects.projects.read", "0-970"),
+    ("services", "0-162", "crm.objects.services.read", "0-162"),
+    ("subscriptions", "0-69", "crm.objects.subscriptions.read", None),
+    ("taxes", "0-86", "crm.objects.line_items.read", None),
+    ("users", "0-115", "crm.objects.users.read", None),
 )
-STANDARD_NAMES = tuple(name for name, _ in _STANDARD)
-_MERGED = frozenset({"contacts", "companies"})
+STANDARD_NAMES = tuple(name for name, *_ in _STANDARD)
+STANDARD_IDS = {name: type_id for name, type_id, *_ in _STANDARD if type_id is not None}
+# The types HubSpot merges: those whose descriptions have `POST /crm/v3/objects/<type>/merge`
+# (a merged-away record vanishes; the survivor's hs_merged_object_ids names it).
+_MERGED = frozenset({"contacts", "companies", "deals", "tickets"})
 
 
 def standard_types(contacts_modified: str, properties: Properties) -> dict[str, ObjectType]:
-    """The standard types by name. Contacts keep the tutorial's `since-field` setting."""
-    return {
-        name: ObjectType(name, name, contacts_modified if name == CONTACTS else MODIFIED, scope,
-                         name in _MERGED, properties.get(name, ()))
-        for name, scope in _STANDARD
-    }
+    """The standard types by name, each with its objectTypeId as an alias (properties
+    configured under either name apply). Contacts keep the tutorial's `since-field`
+    setting."""
+    kinds = {}
+    for name, type_id, scope, path in _STANDARD:
+        aliases = (type_id,) if type_id is not None else ()
+        configured = next((properties[a] for a in (name, *aliases) if a in properties), ())
+        kinds[name] = ObjectType(name, path or name,
+                                 contacts_modified if name == CONTACTS else MODIFIED, scope,
+                                 name in _MERGED, configured, aliases)
+    return kinds
 
 
 def custom_type(schema: Schema, properties: Properties) -> ObjectType:
@@ -176,6 +219,10 @@ class ObjectTypes:
                  properties: Properties, cache_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._standard = standard
+        # Every name of a standard type: its own and its objectTypeId. Exact, as HubSpot's
+        # URLs take them (an objectTypeId has no case; names are HubSpot's, lower case).
+        self._standard_names = {key: kind for kind in standard.values()
+                                for key in (kind.name, *kind.aliases)}
         self._read_schemas = read_schemas
         self._properties = properties
         self._cache_seconds = cache_seconds
@@ -189,8 +236,8 @@ class ObjectTypes:
         """The type a pipe names; `UnknownObjectType` (listing the portal's) if none. A
         name not in the cache reads the schemas again, at most once a minute, so that a
         custom object made a moment ago is found and a scan of names costs little."""
-        if name in self._standard:
-            return self._standard[name]
+        if name in self._standard_names:
+            return self._standard_names[name]
         custom = self._customs(self._cache_seconds)
         found = _named(custom, name)
         if found is None:

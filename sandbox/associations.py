@@ -78,6 +78,10 @@ _PAIRS = (
     _activity("calls", 194), _activity("emails", 198), _activity("meetings", 200),
     _activity("notes", 202), _activity("tasks", 204),
     _Pair("cars", "contacts", {_UNLABELLED: _Kind("USER_DEFINED", 75, 76)}, 1),
+    # Leads and invoices belong to contacts. HubSpot's descriptions do not list the type ids;
+    # these are the commonly quoted ones, and the service passes them through as they come.
+    _Pair("leads", "contacts", {_UNLABELLED: _Kind("HUBSPOT_DEFINED", 578, 579)}, 1),
+    _Pair("invoices", "contacts", {_UNLABELLED: _Kind("HUBSPOT_DEFINED", 177, 178)}, 1),
 )
 
 

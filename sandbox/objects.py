@@ -374,8 +374,10 @@ _STANDARD_TYPES = (
                  "contractsent", "closedwon", "closedlost")),
                ("pipeline", "Pipeline", "enumeration", "select", ("default",)),
                ("closedate", "Close Date", "datetime", "date"),
-               ("dealtype", "Deal Type", "enumeration", "radio", ("newbusiness", "existingbusiness"))),
-        {"dealname": _words("adjective", "thing")}, ("crm.objects.deals.read",),
+               ("dealtype", "Deal Type", "enumeration", "radio", ("newbusiness", "existingbusiness")),
+               ("hs_merged_object_ids", "Merged Deal IDs", "enumeration", "checkbox")),
+        {"dealname": _words("adjective", "thing"), "hs_merged_object_ids": lambda cid, tie: None},
+        ("crm.objects.deals.read",), mergeable=True,
     ),
     _object_type(
         "tickets", "0-5", "ticket", 3_000_001, "createdate", ("subject", "content", "hs_pipeline", "hs_pipeline_stage"),
@@ -384,21 +386,22 @@ _STANDARD_TYPES = (
                ("hs_pipeline_stage", "Ticket status", "enumeration", "select", ("1", "2", "3", "4")),
                ("hs_ticket_priority", "Priority", "enumeration", "select", _PRIORITIES),
                ("hs_ticket_category", "Category", "enumeration", "checkbox",
-                ("PRODUCT_ISSUE", "BILLING_ISSUE", "FEATURE_REQUEST", "GENERAL_INQUIRY"))),
-        {"subject": _words("problem")}, ("tickets",),
+                ("PRODUCT_ISSUE", "BILLING_ISSUE", "FEATURE_REQUEST", "GENERAL_INQUIRY")),
+               ("hs_merged_object_ids", "Merged Ticket IDs", "enumeration", "checkbox")),
+        {"subject": _words("problem"), "hs_merged_object_ids": lambda cid, tie: None}, ("tickets",), mergeable=True,
     ),
     _object_type(
         "products", "0-7", "product", 4_000_001, "createdate", ("name", "description", "price"),
         _props(("name", "Name", "string", "text"), ("description", "Description", "string", "textarea"),
                ("price", "Unit price", "number", "number"), ("hs_sku", "SKU", "string", "text")),
-        {"name": _words("adjective", "thing")}, _COMMERCE,
+        {"name": _words("adjective", "thing")}, ("crm.objects.products.read", *_COMMERCE),
     ),
     _object_type(
         "line_items", "0-8", "line_item", 5_000_001, "createdate", ("name", "quantity", "price", "amount"),
         _props(("name", "Name", "string", "text"), ("quantity", "Quantity", "number", "number"),
                ("price", "Unit price", "number", "number"), ("amount", "Net price", "number", "number"),
                ("hs_product_id", "Product ID", "number", "number")),
-        {"name": _words("adjective", "thing")}, _COMMERCE,
+        {"name": _words("adjective", "thing")}, ("crm.objects.line_items.read", *_COMMERCE),
     ),
     _object_type(
         "quotes", "0-14", "quote", 6_000_001, "hs_createdate", ("hs_title", "hs_expiration_date", "hs_status"),
@@ -407,7 +410,7 @@ _STANDARD_TYPES = (
                ("hs_status", "Quote approval status", "enumeration", "select",
                 ("DRAFT", "PENDING_APPROVAL", "APPROVED", "APPROVAL_NOT_NEEDED")),
                ("hs_quote_amount", "Quote amount", "number", "number")),
-        {"hs_title": _words("adjective", "thing")}, _COMMERCE,
+        {"hs_title": _words("adjective", "thing")}, ("crm.objects.quotes.read", *_COMMERCE),
     ),
     _object_type(
         "calls", "0-48", "call", 7_000_001, "hs_createdate", ("hs_call_title", "hs_timestamp"),
@@ -427,7 +430,7 @@ _STANDARD_TYPES = (
                 ("EMAIL", "INCOMING_EMAIL", "FORWARDED_EMAIL")),
                ("hs_email_status", "Email send status", "enumeration", "select", ("SENT", "BOUNCED", "FAILED")),
                ("hs_timestamp", "Activity date", "datetime", "date")),
-        {"hs_email_subject": _words("topic")}, _ENGAGEMENT,
+        {"hs_email_subject": _words("topic")}, (*_ENGAGEMENT, "sales-email-read"),
     ),
     _object_type(
         "meetings", "0-47", "meeting", 9_000_001, "hs_createdate", ("hs_meeting_title", "hs_timestamp"),
@@ -456,6 +459,84 @@ _STANDARD_TYPES = (
     ),
 )
 
+# The types HubSpot's search serves beyond those above (in the service since 0.2.0): a few
+# properties each, in the shapes of HubSpot's catalogues. Scopes as HubSpot's API
+# descriptions give them for search (any one of them grants reading).
+_LINE_ITEMS = ("crm.objects.line_items.read", *_COMMERCE)
+_UNPUBLISHED = "0-90"  # HubSpot publishes no objectTypeId for these: the sandbox's own, 0-90x
+
+
+def _newer_type(name: str, type_id: str, number: int, title: str, extra: tuple[tuple, ...],
+                scopes: tuple[str, ...]) -> ObjectType:
+    """A newer built-in type: a title property of words (its first), ``extra`` properties of
+    (name, label, type, field_type[, options]), created at hs_createdate."""
+    singular = name.removesuffix("s") if name.endswith("s") and not name.endswith("ss") else name
+    return _object_type(name, type_id, singular, 13_000_001 + number * 1_000_000, "hs_createdate",
+                        (title, extra[0][0]) if extra else (title,),
+                        _props((title, "Name", "string", "text"), *extra),
+                        {title: _words("adjective", "thing")}, scopes)
+
+
+_NEWER_TYPES = (
+    _newer_type("leads", "0-136", 0, "hs_lead_name", (
+        ("hs_lead_type", "Lead type", "enumeration", "select", ("NEW_BUSINESS", "UPSELL", "RE_ATTEMPTING")),
+        ("hs_lead_label", "Lead label", "enumeration", "select", ("COLD", "WARM", "HOT")),
+        ("hs_pipeline", "Pipeline", "enumeration", "select", ("lead-pipeline-id",)),
+        ("hs_pipeline_stage", "Lead stage", "enumeration", "select",
+         ("new-stage-id", "attempting-stage-id", "connected-stage-id", "qualified-stage-id")),
+    ), ("crm.objects.leads.read",)),
+    _newer_type("invoices", "0-53", 1, "hs_title", (
+        ("hs_invoice_status", "Invoice status", "enumeration", "select", ("draft", "open", "paid", "voided")),
+        ("hs_amount_billed", "Amount billed", "number", "number"),
+        ("hs_balance_due", "Balance due", "number", "number"),
+        ("hs_due_date", "Due date", "datetime", "date"),
+        ("hs_currency", "Currency", "enumeration", "select", ("EUR", "NOK", "USD")),
+        ("hs_number", "Invoice number", "string", "text"),
+    ), ("crm.objects.invoices.read",)),
+    _newer_type("appointments", "0-421", 2, "hs_appointment_name", (
+        ("hs_appointment_start", "Start", "datetime", "date"),), ("crm.objects.appointments.read",)),
+    _newer_type("carts", "0-142", 3, "hs_cart_name", (
+        ("hs_total_price", "Total price", "number", "number"),), ("crm.objects.carts.read",)),
+    _newer_type("commerce_payments", f"{_UNPUBLISHED}1", 4, "hs_reference_number", (
+        ("hs_initial_amount", "Gross amount", "number", "number"),), ("crm.objects.commercepayments.read",)),
+    _newer_type("communications", "0-18", 5, "hs_communication_body", (
+        ("hs_communication_channel_type", "Channel type", "enumeration", "select",
+         ("SMS", "WHATS_APP", "LINKEDIN_MESSAGE")),
+    ), _ENGAGEMENT),
+    _newer_type("courses", "0-410", 6, "hs_course_name", (
+        ("hs_course_id", "Course ID", "string", "text"),), ("crm.objects.courses.read",)),
+    _newer_type("discounts", "0-84", 7, "hs_label", (
+        ("hs_value", "Value", "number", "number"),), _LINE_ITEMS),
+    _newer_type("feedback_submissions", "0-19", 8, "hs_content", (
+        ("hs_survey_type", "Survey type", "enumeration", "select", ("NPS", "CSAT", "CES")),),
+        ("crm.objects.contacts.read", "crm.objects.feedback_submissions.read")),
+    _newer_type("fees", "0-85", 9, "hs_label", (
+        ("hs_value", "Value", "number", "number"),), _LINE_ITEMS),
+    _newer_type("goal_targets", "0-74", 10, "hs_goal_name", (
+        ("hs_target_amount", "Target amount", "number", "number"),), ("crm.objects.goals.read",)),
+    _newer_type("listings", "0-420", 11, "hs_name", (
+        ("hs_price", "Price", "number", "number"),), ("crm.objects.listings.read",)),
+    _newer_type("orders", "0-123", 12, "hs_order_name", (
+        ("hs_total_price", "Total price", "number", "number"),), ("crm.objects.orders.read",)),
+    _newer_type("partner_clients", f"{_UNPUBLISHED}2", 13, "hs_name", (
+        ("hs_domain", "Domain", "string", "text"),), ("crm.objects.partner-clients.read",)),
+    _newer_type("partner_services", f"{_UNPUBLISHED}3", 14, "hs_name", (
+        ("hs_status", "Status", "string", "text"),), ("crm.objects.partner-services.read",)),
+    _newer_type("postal_mail", "0-116", 15, "hs_postal_mail_body", (
+        ("hs_timestamp", "Activity date", "datetime", "date"),), _ENGAGEMENT),
+    _newer_type("projects", "0-970", 16, "hs_name", (
+        ("hs_status", "Status", "string", "text"),), ("crm.objects.projects.read",)),
+    _newer_type("services", "0-162", 17, "hs_name", (
+        ("hs_pipeline_stage", "Stage", "string", "text"),), ("crm.objects.services.read",)),
+    _newer_type("subscriptions", "0-69", 18, "hs_name", (
+        ("hs_status", "Status", "enumeration", "select", ("active", "canceled", "expired")),),
+        ("crm.objects.subscriptions.read",)),
+    _newer_type("taxes", "0-86", 19, "hs_label", (
+        ("hs_value", "Value", "number", "number"),), ("crm.objects.line_items.read",)),
+    _newer_type("users", "0-115", 20, "hs_email", (
+        ("hs_given_name", "First name", "string", "text"),), ("crm.objects.users.read",)),
+)
+
 # The portal's custom object (its objectTypeId and name are the portal's own, like in HubSpot).
 CUSTOM_OBJECT_SCOPE = "crm.objects.custom.read"
 _CARS = _object_type(
@@ -469,11 +550,12 @@ _CARS = _object_type(
     (CUSTOM_OBJECT_SCOPE,),
 )
 CUSTOM_TYPES = (_CARS,)
-OBJECT_TYPES = (CONTACTS, *_STANDARD_TYPES, *CUSTOM_TYPES)
+OBJECT_TYPES = (CONTACTS, *_STANDARD_TYPES, *_NEWER_TYPES, *CUSTOM_TYPES)
 # How many of each type a portal of N contacts holds, unless asked for otherwise.
 SHARE_OF_CONTACTS = {
     "companies": 10, "deals": 5, "tickets": 10, "products": 50, "line_items": 5, "quotes": 20,
     "calls": 10, "emails": 10, "meetings": 20, "notes": 10, "tasks": 10, "cars": 20,
+    **{object_type.name: 50 for object_type in _NEWER_TYPES},
 }
 
 

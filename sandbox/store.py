@@ -214,7 +214,7 @@ class Store(Searchable):
         list), the primary's hs_merged_object_ids gains it (and what had been merged into
         it) and its modification time moves to now."""
         if not self.object_type.mergeable:
-            raise ValueError(f"HubSpot merges contacts and companies, not {self.object_type.name}")
+            raise ValueError(f"HubSpot merges contacts, companies, deals and tickets, not {self.object_type.name}")
         with self.clock.lock:
             now = self.clock.now_locked()
             survivor, gone = self.existing([primary, secondary], live=True)

@@ -46,9 +46,11 @@ class TestRecords:
         assert parsed.key == (WHEN_MS, 42) and parsed.data is item
 
     def test_merged_ids_only_for_types_hubspot_merges(self) -> None:
-        """A deal carries no merged ids, whatever its properties say."""
+        """A product carries no merged ids, whatever its properties say (HubSpot merges
+        contacts, companies, deals and tickets only); a deal does."""
         item = {"id": "5", "properties": {"hs_lastmodifieddate": WHEN, "hs_merged_object_ids": "7"}}
-        assert record(item, DEALS).merged_ids == []
+        assert record(item, TYPES["products"]).merged_ids == []
+        assert record(item, DEALS).merged_ids == [7]
 
     @pytest.mark.parametrize("item,names", [
         ({"properties": {"lastmodifieddate": WHEN}}, "has no usable id"),

@@ -51,7 +51,8 @@ class TestContacts:
 
 
 class TestRefusals:
-    @pytest.mark.parametrize("url", ["/objects/Contacts", "/objects/2-", "/objects/p_cars",
+    @pytest.mark.parametrize("url", ["/objects/_contacts", "/objects/2-", "/objects/0-x", "/objects/con-tacts",
+                                     "/objects/" + "c" * 101,
                                      "/objects/deals?associations=contacts,,companies",
                                      "/objects/deals?associations=" + ",".join(["contacts"] * 13)])
     def test_malformed_names_are_a_400(self, service: TestClient, sandbox: Sandbox, url: str) -> None:
@@ -73,10 +74,12 @@ class TestRefusals:
         """Requests to /objects/... count under one path label, so that naming types cannot
         grow the metrics without end."""
         service.get("/objects/contacts", params={"limit": 1})
+        service.get("/objects/-Bad")
         service.get("/objects/Bad")
         metrics = service.get("/metrics").text
         assert 'path="/objects/{objectType}",status="200"' in metrics, metrics
         assert 'path="/objects/{objectType}",status="400"' in metrics, metrics
+        assert 'path="/objects/{objectType}",status="404"' in metrics, metrics
 
 
 STANDARD = ["contacts", "companies", "deals", "tickets", "products", "line_items", "quotes",

@@ -58,7 +58,7 @@ class TestObjectTypes:
         assert schemas.reads == 0, "a standard type must not read the schemas"
         assert resolved["contacts"].modified_property == "lastmodifieddate"
         assert {k.modified_property for n, k in resolved.items() if n != "contacts"} == {"hs_lastmodifieddate"}
-        assert {n for n, k in resolved.items() if k.merges} == {"contacts", "companies"}
+        assert {n for n, k in resolved.items() if k.merges} == {"contacts", "companies", "deals", "tickets"}
         assert resolved["tickets"].scope == "tickets" and resolved["companies"].path == "companies"
 
     def test_custom_object_by_id_or_qualified_name_is_one_type(self) -> None:

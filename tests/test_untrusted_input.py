@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.hubspot.client import SCHEMAS_ATTEMPTS
-from app.object_types import LISTED_CHARS, LISTED_TYPES, STANDARD_NAMES
+from app.object_types import LISTED_CHARS, LISTED_TYPES, STANDARD_IDS, STANDARD_NAMES
 from sandbox import Sandbox
 from sandbox.faults import Fault
 from sandbox.objects import CUSTOM_TYPES
@@ -115,7 +115,8 @@ class TestSchemasAreUntrusted:
         detail = response.json()["detail"]
         assert len(detail) < LISTED_CHARS + 200, f"a 404 of {len(detail)} characters"
         listed = detail.split("It has: ")[1]
-        assert listed.startswith(", ".join(STANDARD_NAMES[:3])), f"standard types first: {listed[:200]}"
+        first = ", ".join(f"{name} ({STANDARD_IDS[name]})" for name in STANDARD_NAMES[:3])
+        assert listed.startswith(first), f"standard types first, with their objectTypeIds: {listed[:200]}"
         shown = listed.count("(2-")
         assert 0 < shown and len(STANDARD_NAMES) + shown <= LISTED_TYPES, f"{shown} custom objects listed"
         assert listed.endswith(f", and {10_000 - shown} more."), f"the 404 ends {listed[-100:]!r}"
