@@ -104,19 +104,21 @@ class TestHistory:
         assert {tuple(r["body"]["propertiesWithHistory"]) for r in reads} == {("firstname", "lifecyclestage")}
 
     @pytest.mark.parametrize("names,status,named", [
-        ("firstname,no_such_property", 400, "no_such_property"),
-        ("dealname", 400, "dealname"),  # a deal's property, not a contact's
+        ("firstname,no_such_property", 404, "no_such_property"),
+        ("dealname", 404, "dealname"),  # a deal's property, not a contact's
         (",".join(f"p{i}" for i in range(21)), 400, "history"),  # more than 20 names
         ("FirstName", 400, "history"),  # no HubSpot property name
+        ("firstname,", 400, "history"),
     ])
-    def test_a_name_that_is_no_property_is_a_400(self, service: TestClient, sandbox: Sandbox,
-                                                 names: str, status: int, named: str) -> None:
+    def test_a_name_that_is_no_property_is_refused(self, service: TestClient, sandbox: Sandbox,
+                                                   names: str, status: int, named: str) -> None:
         """HubSpot ignores a name it does not know (every record would seem to have no
-        history): the service refuses it with a 400 naming it, before any search or
-        batch read; so are more than 20 names and names HubSpot cannot have."""
+        history): a well-formed name the type lacks is a 404 naming it ("Unknown property",
+        as an unknown type is), before any search or batch read; more than 20 names and
+        names HubSpot cannot have are a 400."""
         sandbox.reset_counters()
         body = problem(service.get("/get_contacts", params={"history": names}), status)
-        assert named in body["detail"], body
+        assert named in body["detail"] and (status == 400 or body["title"] == "Unknown property"), body
         counts = sandbox.request_counts()
         assert counts["search"] == counts["batch-read"] == 0, counts
 

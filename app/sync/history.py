@@ -40,20 +40,25 @@ HISTORY_READ_AHEAD = 1  # batches whose history is read ahead of the body
 HISTORY_FIELD = "propertiesWithHistory"
 
 
-class UnknownProperty(ValueError):
-    """A property asked for is not one of the type's (HubSpot would ignore it silently)."""
+class InvalidHistory(ValueError):
+    """A `history` parameter the service cannot serve (a 400)."""
+
+
+class UnknownProperty(InvalidHistory):
+    """A well-formed name that is not a property of the type (HubSpot would ignore it
+    silently): a 404, as a type the portal lacks is."""
 
 
 def checked_names(client: HubSpotClient, kind: ObjectType, raw: str | None) -> tuple[str, ...]:
     """The property names of a `history` parameter (comma-separated), each once, in order;
-    `UnknownProperty` naming those the type's catalogue lacks, or when there are too many.
+    `UnknownProperty` naming those the type's catalogue lacks, `InvalidHistory` for too many.
     HubSpot ignores a name it does not know, which would give every record an empty
     history that looks real: so each is checked against the catalogue first."""
     if raw is None:
         return ()
     names = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
     if len(names) > MAX_HISTORY_PROPERTIES:
-        raise UnknownProperty(f"query parameter 'history': at most {MAX_HISTORY_PROPERTIES} "
+        raise InvalidHistory(f"query parameter 'history': at most {MAX_HISTORY_PROPERTIES} "
                               f"properties, got {len(names)}.")
     known = set(client.catalogue(kind))
     if unknown := [name for name in names if name not in known]:

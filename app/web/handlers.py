@@ -20,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from ..metrics import Metrics
 from ..object_types import CONTACTS, ObjectType, UnknownObjectType
 from ..sync import Crm, InvalidSince, parse_since
-from ..sync.history import UnknownProperty
+from ..sync.history import InvalidHistory, UnknownProperty
 from ..sync.positions import Position
 from ..sync.readiness import READY_SECONDS, ReadinessCheck
 from .problems import logged, not_ready
@@ -76,7 +76,9 @@ class Handlers:
         related = self._associated(associations)
         try:
             with_history = self._crm.history_names(kind, history)
-        except UnknownProperty as exc:
+        except UnknownProperty as exc:  # well-formed, not in this portal: as an unknown type
+            raise ProblemException(status=404, title="Unknown property", detail=str(exc)) from None
+        except InvalidHistory as exc:
             raise BadRequestProblem(detail=str(exc)) from None
         export = ExportCall(self._metrics, kind, since, limit)
         entities = self._crm.entities(kind, start, limit, export.stats, related, with_history)
