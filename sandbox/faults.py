@@ -50,7 +50,8 @@ def _rate_limited(policy: str, message: str, headers: dict[str, str] | None = No
 @dataclass
 class Fault:
     """A scripted misbehaviour for API requests to `endpoint` ("search", "list", "properties",
-    "read", "schemas", "associations" or "any"), whatever the object type.
+    "read", "schemas", "associations", "batch-read" (the v3 batch read, `batch.py`) or "any"),
+    whatever the object type.
 
     kind "status" answers status/body/headers instead of the real answer; "hang" sleeps
     `seconds` of real time and then answers normally; "close" sends 200 headers with the real

@@ -93,6 +93,8 @@ class Sandbox:
     generates values for, and the custom ones.
     associations(from_type, from_id, to_type) is the truth of the v4 associations;
     associate()/dissociate() change them without moving any modification time.
+    create() and modify() take `source=` (batch.Source: sourceType, sourceId, label, user) for
+    the history the v3 batch read serves with propertiesWithHistory (`batch.py`).
 
     The clock is frozen at `now_ms` when given (it moves only by advance()/set_now()), else it
     follows the wall clock plus what advance() added.  Writes take effect at the current

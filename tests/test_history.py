@@ -115,12 +115,15 @@ class TestHistory:
         """HubSpot ignores a name it does not know (every record would seem to have no
         history): a well-formed name the type lacks is a 404 naming it ("Unknown property",
         as an unknown type is), before any search or batch read; more than 20 names and
-        names HubSpot cannot have are a 400."""
+        names HubSpot cannot have are a 400. None counts as an export in progress."""
         sandbox.reset_counters()
         body = problem(service.get("/get_contacts", params={"history": names}), status)
         assert named in body["detail"] and (status == 400 or body["title"] == "Unknown property"), body
         counts = sandbox.request_counts()
         assert counts["search"] == counts["batch-read"] == 0, counts
+        in_progress = [line for line in service.get("/metrics").text.splitlines()
+                       if line.startswith("hubspot_sesam_exports_in_progress{")]
+        assert all(line.endswith(" 0.0") for line in in_progress), f"a refused export counts as running: {in_progress}"
 
     def test_a_record_gone_before_its_batch_read(self, service: TestClient, sandbox: Sandbox,
                                                  caplog: pytest.LogCaptureFixture) -> None:
