@@ -23,7 +23,7 @@ from sandbox import Fault, Sandbox
 from sandbox.batch import KEPT_PER_PROPERTY, MAX_INPUTS_WITH_HISTORY, Source
 
 from .crm import Crm, serve
-from .sesam import T0, SesamPipe, assert_in_sync, settle
+from .sesam import SETTLE_SECONDS, T0, SesamPipe, assert_in_sync, settle
 
 BATCH_PATH = "/crm/v3/objects/contacts/batch/read"
 USER = Source("CRM_UI", "userId:4471", "Ada Admin", 4471)
@@ -142,6 +142,31 @@ class TestHistory:
         summary = [r for r in caplog.records if r.getMessage() == "export of contacts ok"]
         assert summary and summary[-1].history_missing == 1, [vars(r) for r in summary]
 
+    def test_a_record_sent_twice_in_one_batch(self, configure, sandbox: Sandbox) -> None:
+        """A record changed while a full export runs comes again in its catch-up pass, here
+        within the same batch of 50 as its first entity: HubSpot is asked for it once and
+        both entities carry its history (before, the answer was refused as answering an id
+        twice, or the request asked for it twice)."""
+        service = configure(search_page_size=20, search_concurrency=1)
+        order = sorted(sandbox.live().items(), key=lambda item: (item[1], int(item[0])))
+        again = order[100][0]  # the first of the last batch (101..127)
+
+        def change(page: int) -> None:
+            if page == 6:  # records 101..120 were just read
+                sandbox.advance(int(SETTLE_SECONDS * 1000) + 2000)
+                sandbox.modify([again], {"firstname": "Again"})
+                sandbox.advance(int(SETTLE_SECONDS * 1000) + 2000)
+
+        sandbox.on_search_page(change)
+        sandbox.reset_counters()
+        entities = export(service, history="firstname")
+        sandbox.on_search_page(None)
+        twice = [e for e in entities if e["_id"] == again]
+        assert len(twice) == 2, f"{again} was not sent again: {[e['_id'] for e in entities[-5:]]}"
+        assert all(e["propertiesWithHistory"]["firstname"][0]["value"] == "Again" for e in twice), twice
+        last = batch_reads(sandbox)[-1]["body"]["inputs"]
+        assert [i["id"] for i in last].count(again) == 1, last
+
     def test_deleted_entities_carry_none(self, service: TestClient, sandbox: Sandbox) -> None:
         """An incremental export with deletions and a merge: the `_deleted` entities carry
         no history and are not asked about; the survivors and changed ones carry theirs."""
@@ -223,6 +248,9 @@ class TestUntrustedAnswers:
         ({"propertiesWithHistory": {"firstname": "a"}}, "not a list"),
         ({"propertiesWithHistory": {"firstname": [{"value": 1, "timestamp": "2024-01-01T00:00:00Z",
                                                     "sourceType": "API"}]}}, "'value'"),
+        ({"propertiesWithHistory": {"firstname": [{"value": "a", "timestamp": "2024-01-01T00:00:00Z",
+                                                    "sourceType": "API", "updatedByUserId": 2**80}]}},
+         "'updatedByUserId'"),
     ])
     def test_an_unusable_answer_is_a_502(self, service: TestClient, sandbox: Sandbox,
                                          result: dict, named: str) -> None:

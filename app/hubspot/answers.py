@@ -354,7 +354,8 @@ def _history(values: Any, where: str, what: str) -> list[Json]:
         for field, types in _HISTORY_FIELDS.items():
             given = value.get(field)
             if not isinstance(given, types) or isinstance(given, bool) or (
-                    given is None and field in _HISTORY_REQUIRED):
+                    given is None and field in _HISTORY_REQUIRED) or (
+                    isinstance(given, int) and not 0 <= given <= MAX_ID):
                 raise unusable(what, f"{where}: {field!r} is unusable: {quote(given, SHOWN)}")
             if given is not None:
                 kept[field] = given

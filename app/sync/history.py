@@ -88,7 +88,10 @@ class HistoryReader:
         live = [entity for entity in batch if not entity.get("_deleted")]
         if not live:
             return batch
-        answer = self._client.history(self._kind, [entity["id"] for entity in live], self._names)
+        # Each id once: a record changed while a full export ran comes again in its
+        # catch-up pass, possibly within the same batch.
+        ids = list(dict.fromkeys(entity["id"] for entity in live))
+        answer = self._client.history(self._kind, ids, self._names)
         self._stats.count_calls(answer.calls)
         for entity in live:
             found = answer.found.get(entity["id"])
