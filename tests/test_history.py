@@ -249,7 +249,7 @@ class TestUntrustedAnswers:
         ({"propertiesWithHistory": {"firstname": [{"value": 1, "timestamp": "2024-01-01T00:00:00Z",
                                                     "sourceType": "API"}]}}, "'value'"),
         ({"propertiesWithHistory": {"firstname": [{"value": "a", "timestamp": "2024-01-01T00:00:00Z",
-                                                    "sourceType": "API", "updatedByUserId": 2**80}]}},
+                                                    "sourceType": "API", "updatedByUserId": -1}]}},
          "'updatedByUserId'"),
     ])
     def test_an_unusable_answer_is_a_502(self, service: TestClient, sandbox: Sandbox,
