@@ -859,3 +859,50 @@ def b13_listing_at_scale(sizes: Sizes, notes: list[str]) -> list[Row]:
 
 
 CASES["B13"] = b13_listing_at_scale
+
+
+# --------------------------------------------------------------------------- B14
+
+HISTORY_NAMES = "firstname,lifecyclestage"
+
+
+def b14_history(sizes: Sizes, notes: list[str]) -> list[Row]:
+    """A full export of contacts with `history` of two properties against one without, in
+    the same run, at the service's default budgets (search 4/s, the other calls 100 per
+    10 s) and no latency: the batch reads history adds (one per 50 live records), what it
+    costs in wall time, and the peak RSS after each."""
+    general_per_second = DEFAULTS.general_rate_per_10s / 10
+    with portal(sizes.b10_contacts, search_rate=None) as (sandbox, service, http):
+        live = len(sandbox.truth()["live"])
+        warm(http, service)
+        pause_for_budgets()
+        plain, plain_calls = measure_calls(sandbox, lambda: consume(http, service.url))
+        plain_kb = service.vm_hwm_kb()
+        pause_for_budgets()
+        full, calls = measure_calls(sandbox, lambda: consume(http, service.url, history=HISTORY_NAMES))
+        history_kb = service.vm_hwm_kb()
+    for export in (plain, full):
+        expect(export.entities, live, "B14 contacts", notes)
+    reads, target = calls.get("batch-read", 0), math.ceil(live / 50)
+    ratio = full.seconds / plain.seconds
+    floor = target / general_per_second  # the batch reads alone, at the general budget's rate
+    return [
+        Row("B14", f"HubSpot calls, full export of {live:,} contacts with history={HISTORY_NAMES}",
+            f"{calls['search']:,} searches + {plural(reads, 'batch read')}",
+            f"{plain_calls['search']:,} searches (without)", f"{reads:,}", f"= {target:,} (1 per 50)",
+            reads == target and calls["search"] == plain_calls["search"],
+            {"contacts": live, "batch_reads": reads, "target": target, "search_calls": calls["search"],
+             "search_calls_without": plain_calls["search"]}),
+        Row("B14", "wall time with history, default budgets", f"{full.seconds:.1f} s",
+            f"{plain.seconds:.1f} s (without); batch reads alone at {general_per_second:g}/s: {floor:.1f} s",
+            f"x{ratio:.2f}", "none given", None,
+            {"seconds": full.seconds, "seconds_without": plain.seconds, "ratio": ratio,
+             "batch_read_floor_s": floor}),
+        Row("B14", "peak RSS after the export with history", megabytes(history_kb),
+            f"{megabytes(plain_kb)} (after the one without)", f"+{megabytes(history_kb - plain_kb)}",
+            "growth <= 25 MB", history_kb - plain_kb <= 25 * MB,
+            {"vm_hwm_kb": history_kb, "vm_hwm_kb_without": plain_kb}),
+    ]
+
+
+CASES["B14"] = b14_history

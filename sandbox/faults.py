@@ -11,7 +11,7 @@ from typing import Any
 
 from .common import ApiError, Reply, api_error
 
-_ENDPOINTS = frozenset({"search", "list", "properties", "read", "schemas", "associations", "any"})
+_ENDPOINTS = frozenset({"search", "list", "properties", "read", "schemas", "associations", "batch-read", "any"})
 _FAULT_KINDS = frozenset({"status", "hang", "close", "rate_limit", "daily", "trickle", "endless",
                           "huge", "raw", "cursor", "html", "migration"})
 # Kinds whose answer the HTTP server writes itself (`Sandbox.handle_api` hands them over).
@@ -50,7 +50,8 @@ def _rate_limited(policy: str, message: str, headers: dict[str, str] | None = No
 @dataclass
 class Fault:
     """A scripted misbehaviour for API requests to `endpoint` ("search", "list", "properties",
-    "read", "schemas", "associations" or "any"), whatever the object type.
+    "read", "schemas", "associations", "batch-read" (the v3 batch read, `batch.py`) or "any"),
+    whatever the object type.
 
     kind "status" answers status/body/headers instead of the real answer; "hang" sleeps
     `seconds` of real time and then answers normally; "close" sends 200 headers with the real

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from .associations import PAGE_SIZE as _ASSOCIATION_PAGE
 from .associations import Associations, associated, none_found
+from .batch import Source, batch_read_reply
 from .clock import Clock
 from .common import (
     DAY_MS,
@@ -53,8 +54,10 @@ _ROUTES = (
     ("GET", re.compile(r"/crm/v3/objects/([^/]+)/([^/]+)"), "read"),
     ("GET", re.compile(r"/crm/v3/schemas"), "schemas"),
     ("POST", re.compile(r"/crm/v4/associations/([^/]+)/([^/]+)/batch/read"), "associations"),
+    ("POST", re.compile(r"/crm/v3/objects/([^/]+)/batch/read"), "batch-read"),
 )
-_TYPE_GROUPS = {"properties": 1, "list": 1, "search": 1, "read": 1, "schemas": 0, "associations": 2}
+_TYPE_GROUPS = {"properties": 1, "list": 1, "search": 1, "read": 1, "schemas": 0, "associations": 2,
+                "batch-read": 1}
 PORTAL_ID = 24_601_042
 _LIST_MAX_LIMIT = 100
 _MAX_TARGET = 16_000
@@ -90,6 +93,8 @@ class Sandbox:
     generates values for, and the custom ones.
     associations(from_type, from_id, to_type) is the truth of the v4 associations;
     associate()/dissociate() change them without moving any modification time.
+    create() and modify() take `source=` (batch.Source: sourceType, sourceId, label, user) for
+    the history the v3 batch read serves with propertiesWithHistory (`batch.py`).
 
     The clock is frozen at `now_ms` when given (it moves only by advance()/set_now()), else it
     follows the wall clock plus what advance() added.  Writes take effect at the current
@@ -245,14 +250,17 @@ class Sandbox:
                     store.unseeded = None
         return store
 
-    def create(self, count: int = 1, properties: dict | None = None, *, object_type: str = "contacts") -> list[str]:
-        """Create `count` records at the current ms (so they tie); unset properties are generated."""
-        return self._store(object_type).create(count, properties)
+    def create(self, count: int = 1, properties: dict | None = None, *, object_type: str = "contacts",
+               source: Source | None = None) -> list[str]:
+        """Create `count` records at the current ms (so they tie); unset properties are generated.
+        `source` (batch.Source) wrote the properties given, for their history (the API's by default)."""
+        return self._store(object_type).create(count, properties, source)
 
-    def modify(self, ids: Iterable[str], properties: dict | None = None, *, object_type: str = "contacts") -> None:
+    def modify(self, ids: Iterable[str], properties: dict | None = None, *, object_type: str = "contacts",
+               source: Source | None = None) -> None:
         """Set properties (None or "" clears one) and the modification time=now; KeyError for
-        unknown or archived ids."""
-        self._store(object_type).modify(ids, properties)
+        unknown or archived ids. `source` (batch.Source) wrote them, for their history."""
+        self._store(object_type).modify(ids, properties, source)
 
     def archive(self, ids: Iterable[str], *, object_type: str = "contacts") -> None:
         """Archive (HubSpot's delete) live records at now; search drops them once the lag passes."""
@@ -438,8 +446,8 @@ class Sandbox:
                 time.sleep(self.latency_ms / 1000)
             reply = {"search": self._search_reply, "list": self._list_reply, "properties": self._properties_reply,
                      "read": self._read_reply, "schemas": self._schemas_reply,
-                     "associations": self._associations_reply}[endpoint](request, *stores,
-                                                                                        *params[split:])
+                     "associations": self._associations_reply,
+                     "batch-read": batch_read_reply}[endpoint](request, *stores, *params[split:])
             reply.headers.update(headers)
         except ApiError as stop:
             reply = stop.reply

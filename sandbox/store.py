@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from .batch import History, Source
 from .clock import Clock
 from .common import APP_URL, DAY_MS, GOLDEN, MASK64, PORTAL_ID, Knobs, as_int, iso, mix, parse_iso_ms
 from .objects import ObjectType, Property, Version, custom_value, generic_value
@@ -43,6 +44,7 @@ class Store(Searchable):
         self._archived_ids: list[int] = []  # sorted
         self.unseeded: tuple[int, float] | None = None  # (count, archived fraction) still to seed
         self.seeded_ids: list[int] = []  # the records seeding made, in id order
+        self.history = History()  # every value written, with its source (batch read's propertiesWithHistory)
         super().__init__()
 
     @property
@@ -158,8 +160,9 @@ class Store(Searchable):
             versions.append(version)
         return versions
 
-    def create(self, count: int = 1, properties: dict | None = None) -> list[str]:
-        """Create `count` records at the current ms (so they tie); unset properties are generated."""
+    def create(self, count: int = 1, properties: dict | None = None, source: Source | None = None) -> list[str]:
+        """Create `count` records at the current ms (so they tie); unset properties are generated.
+        `source` wrote the properties given (the API by default), for their history."""
         if count < 0:
             raise ValueError("count must be >= 0")
         overrides = self._coerce(properties)
@@ -169,18 +172,20 @@ class Store(Searchable):
             for _ in range(count):
                 cid = self._allocate_id()
                 self._write(Version(cid, self.tie(cid), now, now, None, overrides), now)
+                self.history.note(cid, overrides, now, source)
                 ids.append(str(cid))
             return ids
 
-    def modify(self, ids: Iterable[str], properties: dict | None = None) -> None:
+    def modify(self, ids: Iterable[str], properties: dict | None = None, source: Source | None = None) -> None:
         """Set properties (None or "" clears one) and the modification time=now; KeyError for
-        unknown or archived ids."""
+        unknown or archived ids. `source` wrote them (the API by default), for their history."""
         changes = self._coerce(properties)
         with self.clock.lock:
             now = self.clock.now_locked()
             for version in self.existing(ids, live=True):
                 merged = MappingProxyType({**version.overrides, **changes})
                 self._write(dataclasses.replace(version, modified=now, overrides=merged), now)
+                self.history.note(version.id, changes, now, source)
 
     def archive(self, ids: Iterable[str]) -> None:
         """Archive (HubSpot's delete) live records at now; search drops them once the lag passes."""

@@ -196,6 +196,7 @@ SCENARIOS: dict[str, Provoke] = {
     "GET /get_contacts 200 application/json example": export_after_changes,
     "GET /objects/{objectType} 200 application/json example": deals_after_changes,
     "GET /objects/{objectType} 404 application/problem+json example": request("/objects/2-999"),
+    "GET /get_contacts 404 application/problem+json example": request("/get_contacts?history=lead_score"),
     "GET /health 200 application/json example": request("/health"),
     "GET /ready 200 application/json example": request("/ready"),
     "notReady": ready_without_the_deals_scope,

@@ -7,6 +7,7 @@ from .answers import (
     ArchivedRecord,
     Association,
     Associations,
+    Histories,
     Record,
     SearchPage,
 )
@@ -15,5 +16,5 @@ from .errors import HubSpotError
 
 __all__ = [
     "ArchivedPage", "ArchivedRecord", "Association", "Associations", "HubSpotClient",
-    "HubSpotError", "Record", "SearchPage",
+    "HubSpotError", "Histories", "Record", "SearchPage",
 ]

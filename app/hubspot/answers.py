@@ -107,6 +107,18 @@ class Association:
 
 
 @dataclass(frozen=True)
+class Histories:
+    """A batch read's answer with property history: per record asked and answered, each
+    property asked with its values newest first (HubSpot's ValueWithTimestamp objects, the
+    fields it documents only); the ids asked that it did not answer (gone since, or in a
+    207's errors)."""
+
+    found: dict[str, dict[str, list[Json]]]
+    missing: set[str]
+    calls: int = 1
+
+
+@dataclass(frozen=True)
 class Associations:
     """A v4 batch read's answer: per record asked, its associations on this page and where
     its next page begins; and the records HubSpot says have none (a 207's errors)."""
@@ -286,6 +298,73 @@ def associations(data: Json, what: str, calls: int) -> Associations:
     without = {str(named) for _, values in error_context(data) for value in values
                if (named := as_id(value)) is not None}
     return Associations(found, without, calls)
+
+
+# Values of one property's history HubSpot may send for one record. HubSpot keeps and caps
+# the history itself and documents no figure the service could hold it to; this bound only
+# refuses an answer no real history makes (the answer's size, HUBSPOT_MAX_ANSWER_MB, bounds
+# the whole batch as well).
+MAX_HISTORY_VALUES = 10_000
+# A ValueWithTimestamp's fields (HubSpot's published description) and the types they hold;
+# timestamp and sourceType are required there, value too (None when cleared is accepted).
+_HISTORY_FIELDS: dict[str, tuple[type, ...]] = {
+    "value": (str, type(None)), "timestamp": (str,), "sourceType": (str,),
+    "sourceId": (str, type(None)), "sourceLabel": (str, type(None)),
+    "updatedByUserId": (int, type(None))}
+_HISTORY_REQUIRED = ("timestamp", "sourceType")
+
+
+def histories(data: Json, asked: list[str], names: tuple[str, ...], what: str,
+              calls: int) -> Histories:
+    """A batch read's answer with ``propertiesWithHistory`` for the ids ``asked`` and the
+    properties ``names``. A result for an id not asked, or twice, is unusable; an id asked
+    and not answered is missing (the record went between the walk and this read)."""
+    wanted = set(asked)
+    found: dict[str, dict[str, list[Json]]] = {}
+    for result in _results(data, what):
+        record_id = as_id(result.get("id")) if isinstance(result, dict) else None
+        if record_id is None:
+            raise unusable(what, f"a result has no usable id: {quote(result, SHOWN)}")
+        key = str(record_id)
+        if key not in wanted or key in found:
+            why = "twice" if key in found else "though it was not asked for"
+            raise unusable(what, f"record '{key}' is answered {why}")
+        given = result.get("propertiesWithHistory") or {}
+        if not isinstance(given, dict):
+            raise unusable(what, f"record '{key}': 'propertiesWithHistory' is not an object")
+        found[key] = {name: _history(given.get(name), f"record '{key}' property {name!r}", what)
+                      for name in names}
+    return Histories(found, wanted - set(found), calls)
+
+
+def _history(values: Any, where: str, what: str) -> list[Json]:
+    """One property's values, newest first (sorted by time, in HubSpot's order on a tie);
+    none when HubSpot names none (the record never had a value)."""
+    if values is None:
+        return []
+    if not isinstance(values, list):
+        raise unusable(what, f"{where}: the history is not a list")
+    if len(values) > MAX_HISTORY_VALUES:
+        raise unusable(what, f"{where}: more than {MAX_HISTORY_VALUES} values")
+    timed = []
+    for value in values:
+        if not isinstance(value, dict):
+            raise unusable(what, f"{where}: a value is not an object: {quote(value, SHOWN)}")
+        kept: Json = {}
+        for field, types in _HISTORY_FIELDS.items():
+            given = value.get(field)
+            if not isinstance(given, types) or isinstance(given, bool) or (
+                    given is None and field in _HISTORY_REQUIRED) or (
+                    isinstance(given, int) and not 0 <= given <= MAX_ID):
+                raise unusable(what, f"{where}: {field!r} is unusable: {quote(given, SHOWN)}")
+            if given is not None:
+                kept[field] = given
+        try:
+            ms = parse_timestamp(str(kept["timestamp"]))
+        except ValueError as exc:
+            raise unusable(what, f"{where}: {exc}") from None
+        timed.append((ms, kept))
+    return [kept for _, kept in sorted(timed, key=lambda pair: -pair[0])]
 
 
 def _associated_id(item: Json, what: str) -> int:

@@ -18,6 +18,7 @@ from ..hubspot import HubSpotClient
 from ..object_types import CONTACTS, ObjectType, ObjectTypes, standard_types
 from .associations import ASSOCIATION_BATCH, AssociationReader, batches
 from .export import Entity, Exporter, ExportStats
+from .history import HISTORY_READ_AHEAD, HistoryReader, checked_names
 from .positions import Position
 from .workers import Workers
 
@@ -60,11 +61,19 @@ class Crm:
                                                       self.workers, self._clock)
             return self._exporters[kind.path]
 
+    def history_names(self, kind: ObjectType, names: str | None) -> tuple[str, ...]:
+        """The properties a `history` parameter names (`history.checked_names`)."""
+        return checked_names(self._client, kind, names)
+
     def entities(self, kind: ObjectType, start: Position, limit: int | None, stats: ExportStats,
-                 associations: tuple[ObjectType, ...] = ()) -> Iterator[Entity]:
+                 associations: tuple[ObjectType, ...] = (),
+                 history: tuple[str, ...] = ()) -> Iterator[Entity]:
         """The export of one type after ``start``; each live record with its associations of
-        the ``associations`` types."""
+        the ``associations`` types and the history of the ``history`` properties."""
         entities = self.exporter(kind).entities(start, limit, stats)
+        if history:
+            read = HistoryReader(self._client, kind, history, stats).batches(entities)
+            entities = _flat(self.workers.read_ahead(read, HISTORY_READ_AHEAD))
         if not associations:
             return entities
         reader = AssociationReader(self._client, kind, associations, stats)

@@ -58,6 +58,7 @@ class ExportStats:
     # Live records after the start by HubSpot's count (its first search's `total`): about how
     # many entities the export holds, for its progress line.
     expected: int | None = None
+    history_missing: int = 0  # live records gone before their history was read (`history`)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_calls(self, calls: int) -> None:
@@ -65,6 +66,10 @@ class ExportStats:
         with self._lock:
             self.upstream_calls += calls
             self.retries += calls - 1
+
+    def count_history_missing(self, records: int) -> None:
+        with self._lock:
+            self.history_missing += records
 
     def count_entity(self, entity: Entity) -> None:
         with self._lock:

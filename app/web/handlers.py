@@ -20,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from ..metrics import Metrics
 from ..object_types import CONTACTS, ObjectType, UnknownObjectType
 from ..sync import Crm, InvalidSince, parse_since
+from ..sync.history import InvalidHistory, UnknownProperty
 from ..sync.positions import Position
 from ..sync.readiness import READY_SECONDS, ReadinessCheck
 from .problems import logged, not_ready
@@ -44,13 +45,14 @@ class Handlers:
         """Connexion's function resolver: `app.handlers.X` is this object's method X."""
         return getattr(self, operation_id.removeprefix(OPERATION_PREFIX))  # type: ignore[no-any-return]
 
-    async def get_contacts(self, since: str | None = None,
-                           limit: int | None = None) -> StreamingResponse:
-        return await self.get_objects(CONTACTS, since, limit)
+    async def get_contacts(self, since: str | None = None, limit: int | None = None,
+                           history: str | None = None) -> StreamingResponse:
+        return await self.get_objects(CONTACTS, since, limit, history=history)
 
     async def get_objects(self, objectType: str, since: str | None = None,
                           limit: int | None = None,
-                          associations: str | None = None) -> StreamingResponse:
+                          associations: str | None = None,
+                          history: str | None = None) -> StreamingResponse:
         try:
             start = parse_since(since)
         except InvalidSince as exc:
@@ -58,22 +60,28 @@ class Handlers:
         slot = self._slots.take()  # or a 503, before anything reads HubSpot
         try:
             first, body, export = await slot.run(self._first_chunk, objectType, start, since,
-                                                 limit, associations)
+                                                 limit, associations, history)
         except BaseException:
             slot.release()
             raise
         return ExportResponse(first, body, slot, on_disconnect=export.leave)
 
     def _first_chunk(self, objectType: str, start: Position, since: str | None,
-                     limit: int | None, associations: str | None
+                     limit: int | None, associations: str | None, history: str | None
                      ) -> tuple[bytes, Iterator[bytes], ExportCall]:
         """The export's first chunk, read here (in the export's thread) so that a HubSpot
         failure before any byte is answered with a proper error status instead of a broken
         200, and the body that goes on from it."""
         kind = self._resolve(objectType)
         related = self._associated(associations)
+        try:
+            with_history = self._crm.history_names(kind, history)
+        except UnknownProperty as exc:  # well-formed, not in this portal: as an unknown type
+            raise ProblemException(status=404, title="Unknown property", detail=str(exc)) from None
+        except InvalidHistory as exc:
+            raise BadRequestProblem(detail=str(exc)) from None
         export = ExportCall(self._metrics, kind, since, limit)
-        entities = self._crm.entities(kind, start, limit, export.stats, related)
+        entities = self._crm.entities(kind, start, limit, export.stats, related, with_history)
         body = export.watch(json_array(export.counted(entities), export.aborted))
         try:
             return next(body), body, export

@@ -167,5 +167,6 @@ class ExportCall:
                 extra={"object_type": self._kind.name, "since": self._since, "limit": self._limit,
                        "entities": stats.entities, "deleted": stats.deleted,
                        "upstream_calls": stats.upstream_calls, "retries": stats.retries,
+                       "history_missing": stats.history_missing,
                        "duration_s": round(duration, 3), "outcome": outcome, "detail": message,
                        "correlation_id": getattr(failure, "correlation_id", None)})
