@@ -19,6 +19,7 @@ from ..object_types import CONTACTS, ObjectType, ObjectTypes, standard_types
 from .associations import ASSOCIATION_BATCH, AssociationReader, batches
 from .export import Entity, Exporter, ExportStats
 from .positions import Position
+from .reference import Reference
 from .workers import Workers
 
 ASSOCIATION_READ_AHEAD = 1  # batches of entities whose associations are read ahead of the body
@@ -51,6 +52,7 @@ class Crm:
         self._clock = clock
         self._lock = threading.Lock()
         self._exporters: dict[str, Exporter] = {}
+        self.reference = Reference(client, settings)  # owners, pipelines, property definitions
 
     def exporter(self, kind: ObjectType) -> Exporter:
         """The one exporter of a type (its archived snapshot is shared by all its exports)."""
