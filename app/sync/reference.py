@@ -7,8 +7,9 @@
   (an enumeration's value is one of its options): HubSpot has no modification filter for
   them and an archived pipeline may vanish from its list, so every request returns all of
   them, and their pipes run without `since` (Sesam's deletion tracking then marks what a run
-  no longer returns as deleted). Their `_updated` is HubSpot's `updatedAt` (UTC, ms): it
-  labels the entity, it is no continuation token.
+  no longer returns as deleted). Their `_updated` is HubSpot's `updatedAt` (UTC, ms), ``_``
+  and the entity's id, and a response comes in its order as every export does; it is no
+  continuation token.
 
 Owners and `since`. HubSpot's owners API has no filter on `updatedAt`, so each export reads
 both lists whole (a portal has at most thousands of owners). Whether deactivating an owner
@@ -25,7 +26,7 @@ to Sesam (an unchanged entity makes no new version). The export takes no `limit`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..config import Settings
@@ -45,10 +46,16 @@ def _fields(data: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in data.items() if not key.startswith("_")}
 
 
-def _stamp(ms: int | None) -> str:
+def _stamp(ms: int | None, entity_id: str) -> str:
     """The `_updated` of an entity without continuation: its `updatedAt` (the epoch when
-    HubSpot gives none, as for some of its own definitions)."""
-    return format_ms(MIN_MS if ms is None else ms)
+    HubSpot gives none, as for some of its own definitions), then ``_`` and its id, so that
+    the entities of a response, sorted by it, come in strictly increasing `_updated` order
+    as on every export."""
+    return f"{format_ms(MIN_MS if ms is None else ms)}_{entity_id}"
+
+
+def _in_order(entities: Iterable[Entity]) -> list[Entity]:
+    return sorted(entities, key=lambda entity: str(entity["_updated"]))
 
 
 def _entity(entity_id: str, updated: str, deleted: bool, data: dict[str, Any],
@@ -57,6 +64,12 @@ def _entity(entity_id: str, updated: str, deleted: bool, data: dict[str, Any],
     if deleted:
         head["_deleted"] = True
     return {**head, **_fields(data), **extra}
+
+
+def _lazy(entities: Callable[[], Iterable[Entity]]) -> Iterator[Entity]:
+    """The entities ``entities()`` makes, in `_updated` order; HubSpot is read at the first
+    ``next``, inside the export (its failure is then the export's)."""
+    yield from _in_order(entities())
 
 
 def _counted(entities: Iterable[Entity], stats: ExportStats) -> Iterator[Entity]:
@@ -116,9 +129,9 @@ class Reference:
         archived ones (if HubSpot lists them) as ``_deleted``."""
         def entities() -> Iterator[Entity]:
             for pipeline in self._pipelines(kind, stats):
-                yield _entity(pipeline.id, _stamp(pipeline.updated_ms), pipeline.archived,
-                              pipeline.data)
-        return _counted(entities(), stats)
+                yield _entity(pipeline.id, _stamp(pipeline.updated_ms, pipeline.id),
+                              pipeline.archived, pipeline.data)
+        return _counted(_lazy(entities), stats)
 
     def stages(self, kind: ObjectType, stats: ExportStats) -> Iterator[Entity]:
         """Every stage of every pipeline of ``kind``, one entity each, with its pipeline's
@@ -126,10 +139,10 @@ class Reference:
         def entities() -> Iterator[Entity]:
             for pipeline in self._pipelines(kind, stats):
                 for stage in pipeline.stages:
-                    yield _entity(stage.id, _stamp(stage.updated_ms),
+                    yield _entity(stage.id, _stamp(stage.updated_ms, stage.id),
                                   stage.archived or pipeline.archived, stage.data,
                                   pipelineId=pipeline.id, pipelineLabel=pipeline.label)
-        return _counted(entities(), stats)
+        return _counted(_lazy(entities), stats)
 
     # -- property definitions ----------------------------------------------------------
 
@@ -150,6 +163,6 @@ class Reference:
                     continue
                 sent.add(definition.name)
                 label = groups.get(definition.group) if definition.group is not None else None
-                yield _entity(definition.name, _stamp(definition.updated_ms),
+                yield _entity(definition.name, _stamp(definition.updated_ms, definition.name),
                               definition.archived, definition.data, groupLabel=label)
-        return _counted(entities(), stats)
+        return _counted(_lazy(entities), stats)
