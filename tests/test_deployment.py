@@ -66,17 +66,19 @@ class TestSesamExamples:
 
     def test_there_is_a_pipe_for_every_standard_type_and_a_custom_object(self) -> None:
         """examples/sesam has a pipe per standard object type and one for a custom object."""
-        urls = {json.loads(path.read_text())["source"]["url"].split("?")[0]
+        urls = {json.loads(path.read_text())["source"].get("url", "").split("?")[0]
                 for path in EXAMPLES.glob("pipe*.json")}
         wanted = {f"objects/{name}" for name in STANDARD_NAMES if name != "contacts"}
         assert wanted <= urls and "get_contacts" in urls, sorted(wanted - urls)
         assert any(re.fullmatch(r"objects/(2-\d+|p\d+_\w+)", url) for url in urls), "no custom object pipe"
 
-    @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("pipe*.json")))
+    @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("pipe*.json")
+                                            if json.loads(p.read_text())["source"]["type"] == "json"))
     def test_pipes_call_a_documented_path_with_continuation(self, name: str) -> None:
         """Each example pipe reads a path of that system that the spec has, with parameters
-        the spec accepts, with supports_since; a chronological one has the flags page_size
-        needs."""
+        the spec accepts, with supports_since where the path takes `since` (and without it
+        where it does not: the reference data's full runs); a chronological one has the
+        flags page_size needs."""
         system = json.loads((EXAMPLES / "system.json").read_text())
         pipe = json.loads((EXAMPLES / name).read_text())
         source = pipe["source"]
@@ -85,11 +87,27 @@ class TestSesamExamples:
         spec = resolve_refs(yaml.safe_load((ROOT / "openapi.yaml").read_text()))
         operation = documented(spec, "/" + path, parse_qs(query))
         assert operation is not None, f"{name}: {source['url']} is not a path and query the spec accepts"
+        if not any(p["name"] == "since" for p in operation.get("parameters", [])):
+            assert source.get("supports_since") is not True, f"{name}: the path takes no since"
+            assert not {"page_size", "is_chronological", "is_since_comparable"} & set(source), name
+            return
         assert source["supports_since"] is True and source.get("is_since_comparable", True)
         if "page_size" in source:
             assert source["is_chronological"] is True, "page_size needs is_chronological"
         undocumented = set(source) - JSON_SOURCE_PROPERTIES
         assert not undocumented, f"{name}: a json source has no {sorted(undocumented)}"
+
+    @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("pipe*.json")
+                                            if json.loads(p.read_text())["source"]["type"] == "dataset"))
+    def test_pipes_of_datasets_read_what_example_pipes_write(self, name: str) -> None:
+        """A pipe that joins datasets (the enriched deals) reads and hops only to datasets the
+        example pipes write (a pipe's sink dataset is its _id)."""
+        written = {json.loads(p.read_text())["_id"] for p in EXAMPLES.glob("pipe*.json")}
+        pipe = json.loads((EXAMPLES / name).read_text())
+        named = {pipe["source"]["dataset"]} | {
+            dataset.split()[0] for dataset in re.findall(r'"datasets": \[([^\]]*)\]', json.dumps(pipe))
+            for dataset in json.loads(f"[{dataset}]")}
+        assert len(named) > 1 and named <= written, f"{name}: {sorted(named - written)} no example pipe writes"
 
     def test_the_system_uses_only_what_sesam_documents(self) -> None:
         """Every property of the example system is one Sesam documents for a

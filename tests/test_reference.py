@@ -4,6 +4,7 @@ their stages (/pipelines/{objectType}[/stages]) and property definitions
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from sandbox.reference import OWNERS_SCOPE, RENEWALS
 
 from .sesam import SETTLE_SECONDS, SesamPipe, settle
 
+ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STAGES = ["appointmentscheduled", "qualifiedtobuy", "presentationscheduled",
                   "decisionmakerboughtin", "contractsent", "closedwon", "closedlost"]
 
@@ -315,3 +317,31 @@ class TestPropertyDefinitions:
                              body={"results": [{"name": "dealinformation", "label": 7}]}))
         body = problem(service, "/properties/deals", 502)
         assert body["title"] == "HubSpot answer unusable" and "label" in body["detail"], body
+
+
+class TestTheEnrichedDealsExample:
+    def test_every_deal_joins_as_the_example_pipe_joins(self, service: TestClient) -> None:
+        """examples/sesam/pipe-deals-enriched.json joins a deal to its stage and its owner by
+        the fields its hops name: on the service's own answers, every deal finds its stage
+        (with a label) and every deal with an owner finds the owner (with a name)."""
+        pipe = orjson.loads((ROOT / "examples" / "sesam" / "pipe-deals-enriched.json").read_bytes())
+        hops = [rule[2][1][1] for rule in pipe["transform"]["rules"]["default"]
+                if rule[0] == "add" and isinstance(rule[2], list) and rule[2][0] == "first"]
+        found = {"hubspot-deal-stages-collect": entities(service, "/pipelines/deals/stages"),
+                 "hubspot-owners-collect": entities(service, "/owners")}
+        deals = entities(service, "/objects/deals")
+        assert len(hops) == 2 and deals
+        for hop in hops:
+            dataset, alias = hop["datasets"][0].split()
+            (_, source, target), = hop["where"]
+            assert source.startswith("_S.") and target.startswith(f"{alias}.")
+            index = {entity[target.split(".", 1)[1]]: entity for entity in found[dataset]}
+            for deal in deals:
+                key = deal
+                for part in source.split(".")[1:]:
+                    key = key.get(part) if isinstance(key, dict) else None
+                if key is None and "owner" in source:
+                    continue  # a deal without an owner
+                joined = index.get(key)
+                assert joined is not None, f"deal {deal['_id']}: {source}={key!r} joins no {dataset}"
+                assert joined.get("label") or joined.get("firstName"), joined
