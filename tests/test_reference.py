@@ -9,13 +9,18 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from app.hubspot.answers import MAX_ID, owner_page, pipelines, property_definitions, property_groups
+from app.object_types import standard_types
 from app.sync import parse_since
 from sandbox import Fault, Sandbox
 from sandbox.reference import OWNERS_SCOPE, RENEWALS
 
 from .sesam import SETTLE_SECONDS, SesamPipe, settle
+from .test_untrusted_answers import ANSWERS, PROPERTY_RUNS, VALUES, value_or_hubspot_error
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STAGES = ["appointmentscheduled", "qualifiedtobuy", "presentationscheduled",
@@ -345,3 +350,33 @@ class TestTheEnrichedDealsExample:
                 joined = index.get(key)
                 assert joined is not None, f"deal {deal['_id']}: {source}={key!r} joins no {dataset}"
                 assert joined.get("label") or joined.get("firstName"), joined
+
+
+OWNER_ANSWERS = st.builds(
+    lambda results, paging: {"results": results, "paging": paging},
+    st.lists(st.one_of(VALUES, st.fixed_dictionaries(
+        {"id": st.one_of(st.integers(), st.text(max_size=25), VALUES),
+         "updatedAt": st.one_of(st.sampled_from(["2024-01-01T00:00:00Z", "0", "99999999999999"]), VALUES),
+         "archived": st.one_of(st.booleans(), VALUES), "teams": VALUES})), max_size=4),
+    st.one_of(VALUES, st.builds(lambda after: {"next": {"after": after}}, VALUES)))
+PIPELINE_ANSWERS = st.builds(lambda results: {"results": results}, st.lists(st.one_of(VALUES, st.fixed_dictionaries(
+    {"id": st.one_of(st.text(max_size=3), VALUES), "label": VALUES, "archived": st.one_of(st.booleans(), VALUES),
+     "updatedAt": VALUES, "stages": st.one_of(VALUES, st.lists(st.fixed_dictionaries(
+         {"id": st.one_of(st.text(max_size=3), VALUES), "archived": VALUES, "updatedAt": VALUES}), max_size=3)),
+     "name": VALUES, "groupName": VALUES})), max_size=4))
+
+
+class TestParsersOnRandomShapes:
+    @PROPERTY_RUNS
+    @given(st.one_of(ANSWERS, OWNER_ANSWERS, PIPELINE_ANSWERS))
+    def test_reference_answers(self, data: dict[str, Any]) -> None:
+        """owner_page, pipelines, property_definitions, property_groups: a checked value or
+        "HubSpot answer unusable", whatever the shape, depth, numbers or text."""
+        deals = standard_types("hs_lastmodifieddate", {})["deals"]
+        for archived in (False, True):
+            page = value_or_hubspot_error(lambda archived=archived: owner_page(data, 0, 1, archived))
+            if page is not None:
+                assert all(0 < owner.id <= MAX_ID for owner in page.owners), page
+            value_or_hubspot_error(lambda archived=archived: property_definitions(data, deals, archived))
+        value_or_hubspot_error(lambda: pipelines(data, deals))
+        value_or_hubspot_error(lambda: property_groups(data, deals))
