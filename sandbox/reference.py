@@ -7,9 +7,9 @@ The deals the portal generates carry values that exist here: `hubspot_owner_id` 
 OWNER_IDS, `pipeline` one of the deal pipelines and `dealstage` one of its stages
 (`deal_pipeline`, `deal_stage`).
 
-Whether HubSpot moves an owner's `updatedAt` when it is deactivated is not documented;
-`deactivation_moves_updated_at` (off by default, the harder case for a consumer) says what
-this portal does.
+Whether HubSpot moves an owner's `updatedAt` when it is deactivated (or reactivated) is not
+documented; `deactivation_moves_updated_at` (off by default, the harder case for a consumer)
+says what this portal does.
 """
 
 from __future__ import annotations
@@ -170,6 +170,18 @@ class Reference:
             if self.deactivation_moves_updated_at:
                 owner["updatedAt"] = iso(self._clock.now_locked())
 
+    def reactivate_owner(self, owner_id: str) -> None:
+        """Reactivate a deactivated owner; its updatedAt moves only if
+        `deactivation_moves_updated_at` (HubSpot does not say either)."""
+        with self._lock:
+            owner = self._owners.get(str(owner_id))
+            if owner is None or not owner["archived"]:
+                raise KeyError(f"no deactivated owner {owner_id!r}")
+            owner["archived"] = False
+            owner["userId"] = owner["userIdIncludingInactive"]
+            if self.deactivation_moves_updated_at:
+                owner["updatedAt"] = iso(self._clock.now_locked())
+
     def archive_pipeline(self, object_type: str, pipeline_id: str, vanish: bool = False) -> None:
         """Archive a pipeline (and so its stages); ``vanish``: it leaves the list instead of
         being listed as archived, as HubSpot may do."""
@@ -251,13 +263,14 @@ class Reference:
 
     def handle_admin(self, method: str, path: str, body: dict) -> Reply:
         """/_sandbox/reference/…: POST owners (add), owners/update, owners/deactivate,
-        pipelines/archive; GET owners (the truth)."""
+        owners/reactivate, pipelines/archive; GET owners (the truth)."""
         actions: dict[tuple[str, str], Callable[[], Any]] = {
             ("POST", "owners"): lambda: {"id": self.add_owner(
                 str(body["firstName"]), str(body["lastName"]), body.get("email"), body.get("teams"))},
             ("POST", "owners/update"): lambda: self.update_owner(
                 str(body.pop("id")), **body),
             ("POST", "owners/deactivate"): lambda: self.deactivate_owner(str(body["id"])),
+            ("POST", "owners/reactivate"): lambda: self.reactivate_owner(str(body["id"])),
             ("POST", "pipelines/archive"): lambda: self.archive_pipeline(
                 str(body["type"]), str(body["id"]), bool(body.get("vanish", False))),
             ("GET", "owners"): lambda: {"active": self.owners(), "deactivated": self.owners(archived=True)},

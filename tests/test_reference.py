@@ -212,6 +212,35 @@ class TestOwners:
         assert held(full) == held(pipe), "a full run disagrees with the incremental ones"
 
 
+    def test_a_reactivated_owner_comes_back_by_the_next_change_or_the_rescan(
+            self, service: TestClient, sandbox: Sandbox) -> None:
+        """An owner reactivated without a new updatedAt may not be sent by an incremental
+        export (nothing says it changed): the pipe's full rescan brings it back, as the
+        example pipe's rescan_cron_expression schedules; one whose updatedAt moved comes with
+        the next export."""
+        pipe = SesamPipe(service, "max", path="/owners")
+        settle(sandbox)
+        pipe.run()
+        assert "61000109" not in held(pipe)
+        sandbox.advance(60_000)
+        sandbox.reference.deactivation_moves_updated_at = False
+        sandbox.reference.reactivate_owner("61000109")
+        settle(sandbox)
+        pipe.run()
+        pipe.reset()
+        pipe.run()
+        assert held(pipe) == set(sandbox.reference.owners()), "the rescan did not bring it back"
+        sandbox.reference.deactivation_moves_updated_at = True
+        sandbox.reference.deactivate_owner("61000109")
+        settle(sandbox)
+        pipe.run()
+        sandbox.advance(60_000)
+        sandbox.reference.reactivate_owner("61000109")
+        settle(sandbox)
+        pipe.run()
+        assert "61000109" in held(pipe), "a reactivation that moved updatedAt was not sent"
+
+
 class TestPipelines:
     def test_deal_pipelines_with_their_stages(self, service: TestClient) -> None:
         """One entity per pipeline, its stages nested in order with HubSpot's metadata."""
