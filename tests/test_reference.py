@@ -409,3 +409,22 @@ class TestParsersOnRandomShapes:
             value_or_hubspot_error(lambda archived=archived: property_definitions(data, deals, archived))
         value_or_hubspot_error(lambda: pipelines(data, deals))
         value_or_hubspot_error(lambda: property_groups(data, deals))
+
+
+class TestTheHttpEdge:
+    @pytest.mark.parametrize("path, label", [
+        ("/owners", "/owners"), ("/pipelines/deals", "/pipelines/{objectType}"),
+        ("/pipelines/tickets/stages", "/pipelines/{objectType}/stages"),
+        ("/properties/contacts", "/properties/{objectType}")])
+    def test_head_is_refused_and_requests_are_counted_by_path(
+            self, path: str, label: str, service: TestClient, sandbox: Sandbox) -> None:
+        """HEAD on a reference export is a 405 that reads nothing of HubSpot (it would cost an
+        export for no body); a GET is counted under its path's template, not as "other"."""
+        sandbox.reset_counters()
+        refused = service.head(path)
+        assert refused.status_code == 405 and refused.headers["allow"] == "GET", refused.headers
+        assert sum(sandbox.request_counts().values()) == 0, sandbox.request_counts()
+        assert service.get(path).status_code == 200
+        metrics = service.get("/metrics").text
+        assert f'hubspot_sesam_requests_total{{path="{label}",status="200"}} 1.0' in metrics, (
+            [line for line in metrics.splitlines() if "requests_total{" in line])
