@@ -97,6 +97,9 @@ class Sandbox:
     generates values for, and the custom ones.
     associations(from_type, from_id, to_type) is the truth of the v4 associations;
     associate()/dissociate() change them without moving any modification time.
+    `reference` (sandbox.reference) holds the owners, pipelines, property groups and archived
+    property definitions, and changes them (add_owner, update_owner, deactivate_owner,
+    reactivate_owner, archive_pipeline; over HTTP at /_sandbox/reference/).
 
     The clock is frozen at `now_ms` when given (it moves only by advance()/set_now()), else it
     follows the wall clock plus what advance() added.  Writes take effect at the current
