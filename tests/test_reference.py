@@ -4,6 +4,7 @@ their stages (/pipelines/{objectType}[/stages]) and property definitions
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -428,3 +429,14 @@ class TestTheHttpEdge:
         metrics = service.get("/metrics").text
         assert f'hubspot_sesam_requests_total{{path="{label}",status="200"}} 1.0' in metrics, (
             [line for line in metrics.splitlines() if "requests_total{" in line])
+
+    def test_a_type_without_pipelines_is_logged_once_as_a_warning(
+            self, service: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+        """Asking for the pipelines of a type that has none is the caller's mistake: one
+        summary line, a warning, not an error that would page an operator."""
+        with caplog.at_level(logging.INFO, logger="app"):
+            problem(service, "/pipelines/contacts", 404)
+        lines = [r for r in caplog.records if r.name == "app.web.stream"]
+        assert [(r.levelno, r.getMessage()) for r in lines] == [
+            (logging.WARNING, "export of contacts pipelines failed")], [
+            (r.levelname, r.getMessage()) for r in caplog.records]
