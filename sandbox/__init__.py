@@ -3,8 +3,9 @@
 It serves HubSpot's CRM as the exporter reads it: every object type the search API serves
 (contacts, companies, deals, tickets, products, line items, quotes, calls, emails, meetings,
 notes, tasks) and a custom object found through /crm/v3/schemas, each with its list,
-search, single-read and property-catalogue endpoints; associations v4 between them; and
-read scopes per type.  It reproduces what makes a naive exporter lose or repeat records
+search, single-read and property-catalogue endpoints; associations v4 between them;
+reference data (owners, pipelines, property groups and archived definitions); and read
+scopes per type.  It reproduces what makes a naive exporter lose or repeat records
 against real HubSpot:
 
 * search reads an eventually consistent index that sees writes only after a lag,
@@ -17,7 +18,8 @@ against real HubSpot:
 
 Modules, each importing only modules named before it (TYPE_CHECKING imports included):
 common (constants, value helpers, replies, HubSpot's errors, the Knobs protocol), clock
-(the portal's clock and its one lock), objects (types, properties, generated values),
+(the portal's clock and its one lock), reference (owners, pipelines, property groups and
+archived definitions, and what deals name of them), objects (types, properties, generated values),
 faults (faults and rate limits), search (one type's search and its lagging index), store
 (one type's records; its search mixed in), associations, portal (the Sandbox and its
 API), admin (/_sandbox/), server (HTTP), cli.  A store sees of its portal only what it

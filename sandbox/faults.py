@@ -11,7 +11,8 @@ from typing import Any
 
 from .common import ApiError, Reply, api_error
 
-_ENDPOINTS = frozenset({"search", "list", "properties", "read", "schemas", "associations", "batch-read", "any"})
+_ENDPOINTS = frozenset({"search", "list", "properties", "read", "schemas", "associations", "batch-read",
+                        "any", "owners", "pipelines", "property_groups"})
 _FAULT_KINDS = frozenset({"status", "hang", "close", "rate_limit", "daily", "trickle", "endless",
                           "huge", "raw", "cursor", "html", "migration"})
 # Kinds whose answer the HTTP server writes itself (`Sandbox.handle_api` hands them over).

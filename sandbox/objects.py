@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .common import DAY_MS, iso, mix
+from .reference import DEAL_PIPELINES, DEAL_STAGES, OWNER_IDS, deal_pipeline, deal_stage
 
 
 @dataclass(frozen=True)
@@ -368,15 +369,17 @@ _STANDARD_TYPES = (
     ),
     _object_type(
         "deals", "0-3", "deal", 2_000_001, "createdate", ("dealname", "amount", "dealstage", "pipeline", "closedate"),
-        _props(("dealname", "Deal Name", "string", "text"), ("amount", "Amount", "number", "number"),
-               ("dealstage", "Deal Stage", "enumeration", "radio",
-                ("appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin",
-                 "contractsent", "closedwon", "closedlost")),
-               ("pipeline", "Pipeline", "enumeration", "select", ("default",)),
+        (*_props(("dealname", "Deal Name", "string", "text"), ("amount", "Amount", "number", "number"),
+               # Values that exist in the portal's reference data (sandbox.reference).
+               ("dealstage", "Deal Stage", "enumeration", "radio", DEAL_STAGES),
+               ("pipeline", "Pipeline", "enumeration", "select", tuple(DEAL_PIPELINES)),
+               ("hubspot_owner_id", "Deal owner", "enumeration", "select", OWNER_IDS),
                ("closedate", "Close Date", "datetime", "date"),
                ("dealtype", "Deal Type", "enumeration", "radio", ("newbusiness", "existingbusiness")),
                ("hs_merged_object_ids", "Merged Deal IDs", "enumeration", "checkbox")),
-        {"dealname": _words("adjective", "thing"), "hs_merged_object_ids": lambda cid, tie: None},
+         Property("days_to_close", "Days to close", "number", "number", formula="(closedate - createdate) / 86400000")),
+        {"dealname": _words("adjective", "thing"), "hs_merged_object_ids": lambda cid, tie: None,
+         "pipeline": lambda cid, tie: deal_pipeline(tie), "dealstage": lambda cid, tie: deal_stage(tie)},
         ("crm.objects.deals.read",), mergeable=True,
     ),
     _object_type(

@@ -43,6 +43,7 @@ from .objects import (
     custom_property,
     realistic_properties,
 )
+from .reference import OWNERS_SCOPE, SCOPES, Reference
 from .search import tie_salts
 from .store import Store
 
@@ -55,9 +56,13 @@ _ROUTES = (
     ("GET", re.compile(r"/crm/v3/schemas"), "schemas"),
     ("POST", re.compile(r"/crm/v4/associations/([^/]+)/([^/]+)/batch/read"), "associations"),
     ("POST", re.compile(r"/crm/v3/objects/([^/]+)/batch/read"), "batch-read"),
+    # Reference data (sandbox.reference).
+    ("GET", re.compile(r"/crm/v3/owners"), "owners"),
+    ("GET", re.compile(r"/crm/v3/pipelines/([^/]+)"), "pipelines"),
+    ("GET", re.compile(r"/crm/v3/properties/([^/]+)/groups"), "property_groups"),
 )
 _TYPE_GROUPS = {"properties": 1, "list": 1, "search": 1, "read": 1, "schemas": 0, "associations": 2,
-                "batch-read": 1}
+                "batch-read": 1, "owners": 0, "pipelines": 1, "property_groups": 1}
 PORTAL_ID = 24_601_042
 _LIST_MAX_LIMIT = 100
 _MAX_TARGET = 16_000
@@ -65,7 +70,8 @@ _LOG_LIMIT = 100_000
 _MAX_BATCH_INPUTS = 1_000
 _SCHEMAS_SCOPE = "crm.schemas.custom.read"
 GENERAL_RATE_PER_SECOND = 11  # HubSpot's per-second limit of a private app's calls (X-HubSpot-RateLimit-Secondly)
-ALL_SCOPES = frozenset({_SCHEMAS_SCOPE, *(scope for object_type in OBJECT_TYPES for scope in object_type.scopes)})
+ALL_SCOPES = frozenset({_SCHEMAS_SCOPE, OWNERS_SCOPE,
+                        *(scope for object_type in OBJECT_TYPES for scope in object_type.scopes)})
 _SCOPES_LINK = "https://developers.hubspot.com/scopes"
 _AUTH_MESSAGE = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
@@ -95,6 +101,9 @@ class Sandbox:
     associate()/dissociate() change them without moving any modification time.
     create() and modify() take `source=` (batch.Source: sourceType, sourceId, label, user) for
     the history the v3 batch read serves with propertiesWithHistory (`batch.py`).
+    `reference` (sandbox.reference) holds the owners, pipelines, property groups and archived
+    property definitions, and changes them (add_owner, update_owner, deactivate_owner,
+    reactivate_owner, archive_pipeline; over HTTP at /_sandbox/reference/).
 
     The clock is frozen at `now_ms` when given (it moves only by advance()/set_now()), else it
     follows the wall clock plus what advance() added.  Writes take effect at the current
@@ -199,6 +208,7 @@ class Sandbox:
             self._aliases[f"p{PORTAL_ID}_{object_type.name}"] = object_type.name
 
         self._associations = Associations(self._store)
+        self.reference = Reference(self._clock)  # owners, pipelines, property groups
         self._gate = Gate(self._lock)
         self._hook: Callable[[int], None] | None = None
         self._hook_count = 0
@@ -424,7 +434,8 @@ class Sandbox:
             self._authenticate(request)
             split = _TYPE_GROUPS[endpoint]
             stores = [self._resolve(name) for name in params[:split]]
-            self._check_scopes([store.object_type.scopes for store in stores] or [(_SCHEMAS_SCOPE,)])
+            self._check_scopes([store.object_type.scopes for store in stores]
+                               or [SCOPES.get(endpoint, (_SCHEMAS_SCOPE,))])
             fault = self._gate.take_fault(endpoint)
             if fault is not None:
                 if fault.kind == "hang":
@@ -446,8 +457,10 @@ class Sandbox:
                 time.sleep(self.latency_ms / 1000)
             reply = {"search": self._search_reply, "list": self._list_reply, "properties": self._properties_reply,
                      "read": self._read_reply, "schemas": self._schemas_reply,
-                     "associations": self._associations_reply,
-                     "batch-read": batch_read_reply}[endpoint](request, *stores, *params[split:])
+                     "associations": self._associations_reply, "batch-read": batch_read_reply,
+                     "owners": self._reference_reply, "pipelines": self._reference_reply,
+                     "property_groups": self._reference_reply,
+                     }[endpoint](request, *stores, *params[split:])
             reply.headers.update(headers)
         except ApiError as stop:
             reply = stop.reply
@@ -483,7 +496,18 @@ class Sandbox:
                          links={"scopes": _SCOPES_LINK})
 
     def _properties_reply(self, request: Request, store: Store) -> Reply:
+        if self._archived_param(request):
+            return Reply(200, {"results": self.reference.archived_definitions(store.object_type.name,
+                                                                              store.object_type.group)})
         return Reply(200, {"results": store.catalogue})
+
+    def _reference_reply(self, request: Request, store: Store | None = None) -> Reply:
+        """Owners, a type's pipelines or its property groups (sandbox.reference)."""
+        if store is None:
+            return self.reference.owners_reply(request)
+        if request.path.endswith("/groups"):
+            return self.reference.groups_reply(store.catalogue)
+        return self.reference.pipelines_reply(store.object_type.name)
 
     def _read_reply(self, request: Request, store: Store, id: str) -> Reply:
         """GET /crm/v3/objects/{type}/{id}: one record (a merged-away id answers with its survivor)."""

@@ -95,7 +95,11 @@ class _Handler(BaseHTTPRequestHandler):
         payload, valid_json = _decode_json(self.rfile.read(length) if length else b"")
         target = urlsplit(self.path)
         sandbox = self.server.sandbox
-        if target.path.startswith("/_sandbox/"):
+        if target.path.startswith("/_sandbox/reference/"):
+            reply = sandbox.reference.handle_admin(self.command, target.path,
+                                                   payload if isinstance(payload, dict) else {})
+            delivery = None
+        elif target.path.startswith("/_sandbox/"):
             reply = handle_admin(sandbox, self.command, target.path, payload, valid_json,
                                  parse_qs(target.query))
             delivery = None

@@ -217,6 +217,14 @@ SCENARIOS: dict[str, Provoke] = {
     "unreachable": unreachable,
     "tooManyExports": too_many_exports,
     "uriTooLong": request("/objects/deals?associations=" + "contacts," * 2000 + "deals"),
+    # Reference data: the sandbox has deactivated owners from the start.
+    "GET /owners 200 application/json example": request("/owners"),
+    "GET /pipelines/{objectType} 200 application/json example": request("/pipelines/deals"),
+    "GET /pipelines/{objectType}/stages 200 application/json example": request("/pipelines/deals/stages"),
+    "GET /properties/{objectType} 200 application/json example": request("/properties/deals"),
+    "GET /properties/{objectType} 404 application/problem+json example": request("/properties/2-999"),
+    "noPipelines": request("/pipelines/contacts"),
+    "unknownPipelineType": request("/pipelines/2-999"),
 }
 
 

@@ -910,7 +910,8 @@ class TestAdminSurface:
         assert api.get(LIST).status_code == 200 and api.search({}).status_code == 200
         assert api.admin("GET", "stats").json() == {"requests": {"search": 1, "list": 3, "properties": 0, "read": 0,
                                                                    "schemas": 0, "associations": 0,
-                                                                   "batch-read": 0}}
+                                                                   "batch-read": 0, "owners": 0,
+                                                                   "pipelines": 0, "property_groups": 0}}
         assert api.admin("POST", "faults", {"endpoint": "list", "kind": "nope"}).status_code == 400
 
 

@@ -502,3 +502,160 @@ def failure(status: int, body: Any, reason: str, wait: float | None, scope: str,
                             retryable=True, retry_after=wait, **common)
     return HubSpotError(502, "HubSpot rejected the request",
                         f"HubSpot answered {status}: {message}", **common)
+
+
+# -- reference data: owners, pipelines, property definitions ---------------------------
+
+MAX_KEY_CHARS = 200  # a pipeline's, a stage's, a property's or a group's id: HubSpot's are short
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """An owner (a user who can own records) from the owners API, active or deactivated."""
+
+    id: int
+    updated_ms: int
+    archived: bool
+    data: Json  # HubSpot's owner as it came (names, e-mail, teams): what Sesam gets
+
+
+@dataclass(frozen=True)
+class OwnerPage:
+    """One page of the owners API, and where the next begins (None: the last)."""
+
+    owners: list[Owner]
+    after: str | None
+    server_ms: int
+    calls: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """A pipeline stage."""
+
+    id: str
+    archived: bool
+    updated_ms: int | None
+    data: Json
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """A pipeline of an object type, with its stages."""
+
+    id: str
+    label: str | None
+    archived: bool
+    updated_ms: int | None
+    stages: list[Stage]
+    data: Json
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyDefinition:
+    """A property's definition from the properties API."""
+
+    name: str
+    group: str | None
+    archived: bool
+    updated_ms: int | None
+    data: Json
+
+
+def _key(item: Any, name: str, what: str) -> str:
+    """A short, non-empty text field that names something (an id, a property's name)."""
+    value = item.get(name) if isinstance(item, dict) else None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_KEY_CHARS:
+        shown = value if isinstance(item, dict) else item
+        raise unusable(what, f"an entry has no usable {name!r} (text of 1 to {MAX_KEY_CHARS} "
+                             f"characters): {quote(shown, SHOWN)}")
+    return value
+
+
+def _flag(item: Json, name: str, what: str) -> bool:
+    """A boolean field; absent is False."""
+    value = item.get(name, False)
+    if not isinstance(value, bool):
+        raise unusable(what, f"{name!r} of {quote(item.get('id') or item.get('name'), SHOWN)!r} is "
+                             f"{type(value).__name__}, not a boolean")
+    return value
+
+
+def _optional_time(item: Json, name: str) -> int | None:
+    """An optional timestamp field: None if absent or unreadable (it only labels the entity)."""
+    try:
+        return _time(item, name)
+    except ValueError:
+        return None
+
+
+def _objects(items: Any, what: str, name: str) -> list[Json]:
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise unusable(what, f"{name!r} is not a list of objects: {quote(items, SHOWN)}")
+    return items
+
+
+def owner(item: Any, what: str = "owners") -> Owner:
+    """An owner: an id (digits), an updatedAt, its archived flag and, if any, its teams."""
+    owner_id = as_id(item.get("id")) if isinstance(item, dict) else None
+    if owner_id is None or not isinstance(item.get("id"), str):
+        shown = item.get("id") if isinstance(item, dict) else item
+        raise unusable(what, f"owner {quote(shown, SHOWN)!r} has no usable id (HubSpot's ids are "
+                             f"digits, 1 to {MAX_ID})")
+    try:
+        updated_ms = _time(item, "updatedAt")
+    except ValueError as exc:
+        raise unusable(what, f"owner '{owner_id}' has no usable 'updatedAt': {exc}") from None
+    if "teams" in item:
+        _objects(item["teams"], what, "teams")
+    return Owner(owner_id, updated_ms, _flag(item, "archived", what), item)
+
+
+def owner_page(data: Json, server_ms: int, calls: int, archived: bool) -> OwnerPage:
+    """One page of ``GET /crm/v3/owners`` (``archived`` says which list was asked for)."""
+    what = "list of deactivated owners" if archived else "list of owners"
+    owners = [owner(item, what) for item in _results(data, what)]
+    return OwnerPage(owners, _after(_next(data, what), what), server_ms, calls)
+
+
+def pipelines(data: Json, kind: ObjectType) -> list[Pipeline]:
+    """Every pipeline of ``GET /crm/v3/pipelines/{objectType}``, with its stages."""
+    what = f"{kind.name} pipelines"
+    found = []
+    for item in _results(data, what):
+        pipeline_id = _key(item, "id", what)
+        stages = [Stage(_key(stage, "id", what), _flag(stage, "archived", what),
+                        _optional_time(stage, "updatedAt"), stage)
+                  for stage in _objects(item.get("stages", []), what, "stages")]
+        label = item.get("label")
+        found.append(Pipeline(pipeline_id, label if isinstance(label, str) else None,
+                              _flag(item, "archived", what), _optional_time(item, "updatedAt"),
+                              stages, item))
+    return found
+
+
+def property_definitions(data: Json, kind: ObjectType, archived: bool) -> list[PropertyDefinition]:
+    """Every definition of ``GET /crm/v3/properties/{objectType}`` (``archived``: of the
+    archived ones)."""
+    what = f"{kind.name} {'archived ' if archived else ''}property definitions"
+    found = []
+    for item in _results(data, what):
+        name = _key(item, "name", what)
+        group = item.get("groupName")
+        found.append(PropertyDefinition(
+            name, group if isinstance(group, str) else None, archived or _flag(item, "archived", what),
+            _optional_time(item, "updatedAt") or _optional_time(item, "createdAt"), item))
+    return found
+
+
+def property_groups(data: Json, kind: ObjectType) -> dict[str, str]:
+    """The label of each property group of ``GET /crm/v3/properties/{objectType}/groups``."""
+    what = f"{kind.name} property groups"
+    groups = {}
+    for item in _results(data, what):
+        name = _key(item, "name", what)
+        label = item.get("label")
+        if not isinstance(label, str):
+            raise unusable(what, f"group {quote(name, SHOWN)!r} has no text 'label'")
+        groups[name] = label
+    return groups

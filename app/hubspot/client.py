@@ -37,7 +37,7 @@ from ..metrics import NO_TYPE, Metrics
 from ..object_types import ID_PROPERTY, SCHEMAS_SCOPE, ObjectType, Schema
 from ..redact import Redactor, quote
 from . import answers
-from .answers import ArchivedPage, Associations, Histories, SearchPage
+from .answers import ArchivedPage, Associations, Histories, OwnerPage, Pipeline, PropertyDefinition, SearchPage
 from .budget import Budget, RateWindow
 from .errors import HubSpotError
 from .transport import CURRENT, AnswerTooLarge, AnswerTooSlow, BoundedAdapter, Watch, read_bounded
@@ -52,6 +52,11 @@ MEGABYTE = 1024 * 1024
 # Pages of one type's archived listing: 10 million archived records at 100 a page. A
 # listing beyond it does not end (HUBSPOT_ARCHIVED_LISTING_SECONDS usually stops it first).
 MAX_ARCHIVED_PAGES = 100_000
+OWNERS_SCOPE = "crm.objects.owners.read"
+# Pages of one owners list: a million owners at the smallest page. No portal has that many
+# users; a listing past it does not end.
+MAX_OWNER_PAGES = 10_000
+NO_PIPELINES = frozenset({400, 404})  # HubSpot's answers for a type that has no pipelines
 
 
 class HubSpotClient:
@@ -142,6 +147,60 @@ class HubSpotClient:
                 raise _endless(what, f"it gave the cursor {quote(page.after)} twice")
             seen.add(after := page.after)
         raise _endless(what, f"it went on past {MAX_ARCHIVED_PAGES} pages")
+
+    def owner_pages(self, archived: bool) -> Iterator[OwnerPage]:
+        """Every owner (``archived``: every deactivated one), a page of
+        HUBSPOT_LIST_PAGE_SIZE at a time. Stops with a 502 where HubSpot's paging does not
+        end: a cursor it gave before, or more than `MAX_OWNER_PAGES` pages."""
+        after: str | None = None
+        seen: set[str] = set()
+        what = "list of deactivated owners" if archived else "list of owners"
+        for _ in range(MAX_OWNER_PAGES):
+            params: dict[str, Any] = {"limit": self._settings.list_page_size,
+                                      "archived": "true" if archived else "false"}
+            if after is not None:
+                params["after"] = after
+            data, server_ms, calls = self._call("GET", "/crm/v3/owners", params=params,
+                                                endpoint="owners", kind="owners", scope=OWNERS_SCOPE)
+            page = answers.owner_page(data, server_ms, calls, archived)
+            yield page
+            if page.after is None:
+                return
+            if page.after in seen:
+                raise _endless(what, f"it gave the cursor {quote(page.after)} twice")
+            seen.add(after := page.after)
+        raise _endless(what, f"it went on past {MAX_OWNER_PAGES} pages")
+
+    def pipelines(self, kind: ObjectType) -> tuple[list[Pipeline], int]:
+        """(every pipeline of ``kind`` with its stages, requests it took). A type without
+        pipelines (HubSpot answers 400 or 404 for it) is a 404 that says so."""
+        try:
+            data, _, calls = self._call("GET", f"/crm/v3/pipelines/{kind.path}",
+                                        endpoint="pipelines", kind=kind.name, scope=kind.scope)
+        except HubSpotError as error:
+            if error.upstream_status not in NO_PIPELINES:
+                raise
+            raise HubSpotError(404, "No pipelines",
+                               f"HubSpot has no pipelines for {kind.name} (it answered "
+                               f"{error.upstream_status}): only types such as deals and tickets "
+                               "have them.", correlation_id=error.correlation_id,
+                               upstream_status=error.upstream_status) from None
+        return answers.pipelines(data, kind), calls
+
+    def property_definitions(self, kind: ObjectType,
+                             archived: bool) -> tuple[list[PropertyDefinition], int]:
+        """(every property definition of ``kind``, ``archived``: every archived one;
+        requests it took)."""
+        data, _, calls = self._call("GET", f"/crm/v3/properties/{kind.path}",
+                                    params={"archived": "true" if archived else "false"},
+                                    endpoint="properties", kind=kind.name, scope=kind.scope)
+        return answers.property_definitions(data, kind, archived), calls
+
+    def property_groups(self, kind: ObjectType) -> tuple[dict[str, str], int]:
+        """(the label of each property group of ``kind``, requests it took)."""
+        data, _, calls = self._call("GET", f"/crm/v3/properties/{kind.path}/groups",
+                                    endpoint="property_groups", kind=kind.name, scope=kind.scope)
+        return answers.property_groups(data, kind), calls
 
     def schemas(self) -> list[Schema]:
         """The portal's custom objects, in at most SCHEMAS_ATTEMPTS requests: the read is

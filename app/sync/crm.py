@@ -20,6 +20,7 @@ from .associations import ASSOCIATION_BATCH, AssociationReader, batches
 from .export import Entity, Exporter, ExportStats
 from .history import HISTORY_READ_AHEAD, HistoryReader, checked_names
 from .positions import Position
+from .reference import Reference
 from .workers import Workers
 
 ASSOCIATION_READ_AHEAD = 1  # batches of entities whose associations are read ahead of the body
@@ -52,6 +53,7 @@ class Crm:
         self._clock = clock
         self._lock = threading.Lock()
         self._exporters: dict[str, Exporter] = {}
+        self.reference = Reference(client, settings)  # owners, pipelines, property definitions
 
     def exporter(self, kind: ObjectType) -> Exporter:
         """The one exporter of a type (its archived snapshot is shared by all its exports)."""

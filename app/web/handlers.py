@@ -11,6 +11,7 @@ threads (`slots`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,15 +20,19 @@ from starlette.responses import Response, StreamingResponse
 
 from ..metrics import Metrics
 from ..object_types import CONTACTS, ObjectType, UnknownObjectType
-from ..sync import Crm, InvalidSince, parse_since
+from ..sync import Crm, Entity, ExportStats, InvalidSince, parse_since
 from ..sync.history import InvalidHistory, UnknownProperty
 from ..sync.positions import Position
 from ..sync.readiness import READY_SECONDS, ReadinessCheck
+from ..sync.reference import OWNERS
 from .problems import logged, not_ready
 from .slots import ExportResponse, ExportSlots
 from .stream import ExportCall, json_array
 
 OPERATION_PREFIX = "app.handlers."
+# What the reference exports count as in the metrics and summary lines (`object_type`).
+OWNER_EXPORT = ObjectType(OWNERS, OWNERS, scope="crm.objects.owners.read")
+Entities = Callable[[ExportStats], Iterator[Entity]]
 
 
 class Handlers:
@@ -53,14 +58,38 @@ class Handlers:
                           limit: int | None = None,
                           associations: str | None = None,
                           history: str | None = None) -> StreamingResponse:
+        start = self._start(since)
+        return await self._export(self._first_chunk, objectType, start, since, limit,
+                                  associations, history)
+
+    async def get_owners(self, since: str | None = None) -> StreamingResponse:
+        start = self._start(since)
+        return await self._export(self._begin, OWNER_EXPORT, since, None,
+                                  lambda stats: self._crm.reference.owners(start, stats))
+
+    async def get_pipelines(self, objectType: str) -> StreamingResponse:
+        return await self._export(self._reference, objectType, "pipelines")
+
+    async def get_pipeline_stages(self, objectType: str) -> StreamingResponse:
+        return await self._export(self._reference, objectType, "stages")
+
+    async def get_property_definitions(self, objectType: str) -> StreamingResponse:
+        return await self._export(self._reference, objectType, "properties")
+
+    @staticmethod
+    def _start(since: str | None) -> Position:
         try:
-            start = parse_since(since)
+            return parse_since(since)
         except InvalidSince as exc:
             raise BadRequestProblem(detail=str(exc)) from None
+
+    async def _export(self, first_chunk: Callable[..., tuple[bytes, Iterator[bytes], ExportCall]],
+                      *args: Any) -> StreamingResponse:
+        """An export in a slot of its own: ``first_chunk(*args)`` in the export's thread,
+        then the rest of the body streamed."""
         slot = self._slots.take()  # or a 503, before anything reads HubSpot
         try:
-            first, body, export = await slot.run(self._first_chunk, objectType, start, since,
-                                                 limit, associations, history)
+            first, body, export = await slot.run(first_chunk, *args)
         except BaseException:
             slot.release()
             raise
@@ -69,9 +98,8 @@ class Handlers:
     def _first_chunk(self, objectType: str, start: Position, since: str | None,
                      limit: int | None, associations: str | None, history: str | None
                      ) -> tuple[bytes, Iterator[bytes], ExportCall]:
-        """The export's first chunk, read here (in the export's thread) so that a HubSpot
-        failure before any byte is answered with a proper error status instead of a broken
-        200, and the body that goes on from it."""
+        """The first chunk of a records export (see `_begin`). The names are checked before
+        the export counts as begun, so a refused one leaves no export in progress."""
         kind = self._resolve(objectType)
         related = self._associated(associations)
         try:
@@ -80,9 +108,24 @@ class Handlers:
             raise ProblemException(status=404, title="Unknown property", detail=str(exc)) from None
         except InvalidHistory as exc:
             raise BadRequestProblem(detail=str(exc)) from None
+        return self._begin(kind, since, limit, lambda stats: self._crm.entities(
+            kind, start, limit, stats, related, with_history))
+
+    def _reference(self, objectType: str, what: str) -> tuple[bytes, Iterator[bytes], ExportCall]:
+        """The first chunk of the pipelines, stages or property definitions of a type."""
+        kind = self._resolve(objectType)
+        export = getattr(self._crm.reference, what)
+        return self._begin(dataclasses.replace(kind, name=f"{kind.name} {what}"), None, None,
+                           lambda stats: export(kind, stats))
+
+    def _begin(self, kind: ObjectType, since: str | None, limit: int | None,
+               entities: Entities) -> tuple[bytes, Iterator[bytes], ExportCall]:
+        """The export's first chunk, read here (in the export's thread) so that a HubSpot
+        failure before any byte is answered with a proper error status instead of a broken
+        200, and the body that goes on from it. ``kind`` names the export in its metrics
+        and summary line."""
         export = ExportCall(self._metrics, kind, since, limit)
-        entities = self._crm.entities(kind, start, limit, export.stats, related, with_history)
-        body = export.watch(json_array(export.counted(entities), export.aborted))
+        body = export.watch(json_array(export.counted(entities(export.stats)), export.aborted))
         try:
             return next(body), body, export
         except Exception as exc:  # summed up by watch

@@ -161,6 +161,8 @@ class ExportCall:
         self._metrics.exports.labels(self._kind.name, outcome).inc()
         self._metrics.export_seconds.labels(self._kind.name).observe(duration)
         level = {"ok": logging.INFO, "client_gone": logging.WARNING}.get(outcome, logging.ERROR)
+        if isinstance(failure, HubSpotError) and failure.status == 404:
+            level = logging.WARNING  # the request named what HubSpot has not (a type's pipelines)
         own_bug = failure is not None and not isinstance(failure, HubSpotError)
         log.log(level, "export of %s %s", self._kind.name, outcome,
                 exc_info=failure if own_bug else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...metrics import Metrics
-from .limits import OBJECTS_PATH
+from .limits import OBJECTS_PATH, REFERENCE_PATHS
 
 OBJECTS_LABEL = "/objects/{objectType}"  # one metric label for every type
 
@@ -25,7 +25,8 @@ class CountRequests:
         # Unknown paths share one label, so that a scan cannot grow the metric without end.
         path = scope["path"]
         if path not in self._paths:
-            path = OBJECTS_LABEL if OBJECTS_PATH.fullmatch(path) else "other"
+            path = OBJECTS_LABEL if OBJECTS_PATH.fullmatch(path) else next(
+                (label for label, pattern in REFERENCE_PATHS.items() if pattern.fullmatch(path)), "other")
 
         async def counted(message: Message) -> None:
             if message["type"] == "http.response.start":

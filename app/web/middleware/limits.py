@@ -10,8 +10,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..problems import send_problem
 
 OBJECTS_PATH = re.compile(r"/objects/[^/]+")
+# The reference data's exports: a metric label each (`count`), GET only.
+REFERENCE_PATHS = {"/owners": re.compile(r"/owners"),
+                   "/pipelines/{objectType}": re.compile(r"/pipelines/[^/]+"),
+                   "/pipelines/{objectType}/stages": re.compile(r"/pipelines/[^/]+/stages"),
+                   "/properties/{objectType}": re.compile(r"/properties/[^/]+")}
 # GET only: a HEAD would cost a HubSpot export.
-EXPORT_PATH = re.compile(rf"/get_contacts|{OBJECTS_PATH.pattern}")
+EXPORT_PATH = re.compile("|".join([r"/get_contacts", OBJECTS_PATH.pattern,
+                                   *(path.pattern for path in REFERENCE_PATHS.values())]))
 # What a request may bring before any handler runs. Sesam sends a few short headers and a
 # URL with two short parameters; the server (uvicorn with h11) closes the connection on a
 # request head beyond MAX_REQUEST_HEAD_BYTES, so that memory stays bounded whatever comes.
