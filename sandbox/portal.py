@@ -109,6 +109,10 @@ class Sandbox:
     * latency_ms: a real sleep before every API response, for benchmarks;
     * archived_at_is_modified: archivedAt shows the record's last-modified time instead of
       its deletion time, as HubSpot's changelog says it did for contacts.
+    * epoch_ms_modified: the modification property the walk keys on (lastmodifieddate,
+      hs_lastmodifieddate) comes as epoch milliseconds in a string ("1717200000000") in
+      search results, reads and listings, as real HubSpot sends some datetime properties
+      (off: ISO-8601, as most of its answers); updatedAt stays ISO-8601.
     * scopes: the read scopes the token has (all of ALL_SCOPES by default); a request for a
       type none of whose scopes the token has is HubSpot's 403 MISSING_SCOPES.
 
@@ -142,6 +146,7 @@ class Sandbox:
         custom_properties: int = 20,
         objects: Mapping[str, int] | None = None,
         realistic_catalogues: bool = False,
+        epoch_ms_modified: bool = False,
     ) -> None:
         if contacts < 0 or custom_properties < 0 or not 0 <= archived_fraction <= 1:
             raise ValueError("contacts and custom_properties must be >= 0 and archived_fraction within [0, 1]")
@@ -163,6 +168,7 @@ class Sandbox:
         self.search_drop_lag_ms: int = 0
         self.date_skew_ms: int = 0
         self.archived_at_is_modified: bool = False
+        self.epoch_ms_modified: bool = epoch_ms_modified
         self.scopes: set[str] = set(ALL_SCOPES)
         self.request_log: list[dict] = []
         self.answer_bytes = 0  # bytes of API answers the HTTP server wrote (see count_bytes)
