@@ -79,8 +79,9 @@ class Settings:
     # How long one listing of a type's archived records may take before it is given up.
     archived_listing_seconds: float = 900.0
     # How long an incremental export waits for a renewal of the archived snapshot that is
-    # under way before it answers from the snapshot it has (the first one is always waited for).
-    archived_wait_seconds: float = 10.0
+    # under way before it answers from the snapshot it has (the first one is always waited
+    # for). 0: never, so an export never waits for a listing once a snapshot exists.
+    archived_wait_seconds: float = 0.0
     # The most the archived listings may use of HubSpot's daily limit, in percent: the
     # snapshot interval grows with the listing's cost to stay within it.
     listing_daily_share: float = 10.0

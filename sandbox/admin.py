@@ -82,9 +82,10 @@ def _admin_config(sandbox: Sandbox, body: dict) -> dict:
     knobs: dict[str, Callable[[Any], Any]] = {
         "search_lag_ms": int, "search_rate_per_second": int, "general_rate_per_10s": int, "latency_ms": float,
         "general_rate_per_second": int, "search_window": _search_window,
+        "search_jitter_ms": float,
         "reorder_ties_per_request": bool, "archived_list_lag_ms": int, "search_lag_jitter_ms": int,
         "search_drop_lag_ms": int, "date_skew_ms": int,
-        "archived_at_is_modified": bool,
+        "archived_at_is_modified": bool, "epoch_ms_modified": bool,
         "scopes": _scopes,
     }
     unknown = set(body) - set(knobs)

@@ -95,9 +95,12 @@ def associated(to_id: int, types: list[dict]) -> dict:
 
 def none_found(from_id: str, source: ObjectType, target: ObjectType) -> dict[str, list[str]]:
     """The ``context`` of a v4 batch read's error for a record with no associations: the id
-    asked for and both object types (by HubSpot's objectTypeId), as HubSpot names them. A
-    client must find the id among other values, not take every value for one."""
-    return {"fromObjectId": [from_id], "fromObjectType": [source.type_id], "toObjectType": [target.type_id]}
+    asked for and both object types by their singular lower-case names, as HubSpot's
+    answers carry them (``"fromObjectType": ["deal"], "toObjectType": ["company"]``, the
+    words of its message "No company is associated with deal 1."; its published v4
+    description only says each context value is a list of strings). A client must find the
+    id among other values, not take every value for one."""
+    return {"fromObjectId": [from_id], "fromObjectType": [source.singular], "toObjectType": [target.singular]}
 
 
 class Associations:

@@ -22,10 +22,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="how long a write takes to show in search")
     parser.add_argument("--objects", nargs="*", default=[], metavar="TYPE=COUNT", type=_count,
                         help="records of another type, e.g. deals=50000 (default: a share of --contacts)")
+    parser.add_argument("--epoch-ms-modified", action="store_true",
+                        help="send the modification property (lastmodifieddate, hs_lastmodifieddate) "
+                             "as epoch milliseconds in a string, as HubSpot sends some datetimes")
     args = parser.parse_args(argv)
     try:
         sandbox = Sandbox(contacts=args.contacts, seed=args.seed, token=args.token, objects=dict(args.objects),
-                          realistic_catalogues=True)
+                          realistic_catalogues=True, epoch_ms_modified=args.epoch_ms_modified)
     except ValueError as invalid:
         parser.error(str(invalid))
     sandbox.search_lag_ms = args.search_lag_ms

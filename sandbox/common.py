@@ -40,6 +40,7 @@ class Knobs(Protocol):
     reorder_ties_per_request: bool
     archived_list_lag_ms: int
     archived_at_is_modified: bool
+    epoch_ms_modified: bool
 
 
 # --------------------------------------------------------------------------- helpers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import deque
@@ -148,9 +149,14 @@ def _renumbered(value: Any, suffix: str) -> Any:
 
 # How the search limit counts (`Sandbox.search_window`): "admitted" counts the searches it
 # let through in the last second; "arrivals" counts every search that arrived in the last
-# 1000 ms, those it refused too, so a 429 costs a slot as a retry does.
-SEARCH_WINDOWS = ("admitted", "arrivals")
+# 1000 ms, those it refused too, so a 429 costs a slot as a retry does (exclusive at the far
+# end, on a clock finer than any two arrivals are apart); "sliding" counts the same arrivals
+# as an independent gateway does: stamped in whole milliseconds at receipt, in a window
+# inclusive at both ends, so an arrival exactly 1000 ms after another still meets it. A
+# client spaced exactly at the limit passes "arrivals" but not "sliding".
+SEARCH_WINDOWS = ("admitted", "arrivals", "sliding")
 SECOND, TEN_SECONDS = 1.0, 10.0
+SECOND_MS = 1000
 
 
 class Gate:
@@ -162,6 +168,8 @@ class Gate:
         # Monotonic times of the requests counted in the current rate-limit windows.
         self._admitted: dict[str, deque[float]] = {"search": deque(), "general": deque(),
                                                    "secondly": deque()}
+        self._arrived_ms: deque[int] = deque()  # the "sliding" search window's arrivals
+        self._jitter = random.Random(0)  # the searches' arrival jitter: the same every run
 
     def take_fault(self, endpoint: str) -> Fault | None:
         with self._lock:
@@ -179,21 +187,31 @@ class Gate:
         return None
 
     def admit(self, endpoint: str, search_limit: int | None, general_limit: int | None,
-              secondly_limit: int | None = None, search_window: str = "admitted") -> dict[str, str]:
+              secondly_limit: int | None = None, search_window: str = "admitted",
+              search_jitter_ms: float = 0) -> dict[str, str]:
         """Rate limiting on real time; returns the rate-limit headers of the response.
 
-        Search: `search_limit` per second, counted as `search_window` says (`SEARCH_WINDOWS`).
+        Search: `search_limit` per second, counted as `search_window` says (`SEARCH_WINDOWS`),
+        each search first held up a random 0..`search_jitter_ms` (the network and threads
+        between a client and HubSpot's gateway: requests sent evenly arrive bunched).
         The other calls: `general_limit` per rolling 10 s and, when that is on,
         `secondly_limit` per rolling second (None: none), as HubSpot counts a private app's
         calls; their answers say both, as HubSpot's do."""
         if endpoint == "search":
             if search_limit is None:
                 return {}
+            if search_jitter_ms > 0:
+                with self._lock:
+                    delay = self._jitter.uniform(0, search_jitter_ms)
+                time.sleep(delay / 1000)
             with self._lock:
-                window = self._window("search", SECOND)
-                allowed = len(window) < search_limit
-                if allowed or search_window == "arrivals":
-                    window.append(time.monotonic())
+                if search_window == "sliding":
+                    allowed = self._arrival(search_limit)
+                else:
+                    window = self._window("search", SECOND)
+                    allowed = len(window) < search_limit
+                    if allowed or search_window == "arrivals":
+                        window.append(time.monotonic())
             # Real search sends no rate-limit headers and no Retry-After.
             if not allowed:
                 raise _rate_limited("SECONDLY", "You have reached your secondly limit.")
@@ -221,6 +239,17 @@ class Gate:
         if not within_second:
             raise _rate_limited("SECONDLY", "You have reached your secondly limit.", headers)
         return headers
+
+    def _arrival(self, limit: int) -> bool:
+        """A search arriving now, counted in the "sliding" window (under the lock): whether
+        fewer than ``limit`` searches arrived in the 1000 ms up to now, both ends included."""
+        now = time.monotonic_ns() // 1_000_000
+        arrived = self._arrived_ms
+        while arrived and arrived[0] < now - SECOND_MS:
+            arrived.popleft()
+        allowed = len(arrived) < limit
+        arrived.append(now)
+        return allowed
 
     def _window(self, name: str, seconds: float) -> deque[float]:
         """The times counted in window `name` within the last `seconds`; under the lock."""

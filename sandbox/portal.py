@@ -113,8 +113,12 @@ class Sandbox:
     * search_lag_ms: a write becomes visible to search this long (sandbox clock) after it happened;
     * search_rate_per_second: searches admitted per rolling real second (None: unlimited), beyond -> 429;
     * search_window: how that second counts: "admitted" (the searches let through in the
-      last second) or "arrivals" (every search that arrived in the last 1000 ms, the
-      refused ones too, as a gateway that counts requests does);
+      last second), "arrivals" (every search that arrived in the last 1000 ms, the
+      refused ones too, as a gateway that counts requests does) or "sliding" (the same,
+      stamped in whole ms at receipt and inclusive at both ends, as an independent fake
+      HubSpot counted: an arrival exactly a second after another still meets it);
+    * search_jitter_ms: each search reaches that limit after a random 0..this many ms of
+      real time (network and threads: arrivals bunch though the client spaced them);
     * general_rate_per_10s: the same for every other call (list, read, properties, schemas,
       associations) per rolling 10 s, with X-HubSpot-RateLimit headers;
     * general_rate_per_second: while general_rate_per_10s is on, those calls are also limited
@@ -123,6 +127,10 @@ class Sandbox:
     * latency_ms: a real sleep before every API response, for benchmarks;
     * archived_at_is_modified: archivedAt shows the record's last-modified time instead of
       its deletion time, as HubSpot's changelog says it did for contacts.
+    * epoch_ms_modified: the modification property the walk keys on (lastmodifieddate,
+      hs_lastmodifieddate) comes as epoch milliseconds in a string ("1717200000000") in
+      search results, reads and listings, as real HubSpot sends some datetime properties
+      (off: ISO-8601, as most of its answers); updatedAt stays ISO-8601.
     * scopes: the read scopes the token has (all of ALL_SCOPES by default); a request for a
       type none of whose scopes the token has is HubSpot's 403 MISSING_SCOPES.
 
@@ -156,6 +164,7 @@ class Sandbox:
         custom_properties: int = 20,
         objects: Mapping[str, int] | None = None,
         realistic_catalogues: bool = False,
+        epoch_ms_modified: bool = False,
     ) -> None:
         if contacts < 0 or custom_properties < 0 or not 0 <= archived_fraction <= 1:
             raise ValueError("contacts and custom_properties must be >= 0 and archived_fraction within [0, 1]")
@@ -170,6 +179,7 @@ class Sandbox:
         self.general_rate_per_10s: int | None = None
         self.general_rate_per_second: int | None = GENERAL_RATE_PER_SECOND
         self.search_window: str = "admitted"
+        self.search_jitter_ms: float = 0
         self.latency_ms: float = 0
         self.reorder_ties_per_request: bool = False
         self.archived_list_lag_ms: int = 0
@@ -177,6 +187,7 @@ class Sandbox:
         self.search_drop_lag_ms: int = 0
         self.date_skew_ms: int = 0
         self.archived_at_is_modified: bool = False
+        self.epoch_ms_modified: bool = epoch_ms_modified
         self.scopes: set[str] = set(ALL_SCOPES)
         self.request_log: list[dict] = []
         self.answer_bytes = 0  # bytes of API answers the HTTP server wrote (see count_bytes)
@@ -452,7 +463,7 @@ class Sandbox:
             # servers take their time (a limit counted after a sleep would count when the
             # sleeping thread gets the CPU back, which on a loaded machine is late).
             headers = self._gate.admit(endpoint, self.search_rate_per_second, self.general_rate_per_10s,
-                                       self.general_rate_per_second, self.search_window)
+                                       self.general_rate_per_second, self.search_window, self.search_jitter_ms)
             if self.latency_ms > 0:
                 time.sleep(self.latency_ms / 1000)
             reply = {"search": self._search_reply, "list": self._list_reply, "properties": self._properties_reply,

@@ -295,7 +295,7 @@ class Store(Searchable):
         if name in self.object_type.created:
             return iso(version.created)
         if name == self.object_type.modified:
-            return iso(version.modified)
+            return str(version.modified) if self.knobs.epoch_ms_modified else iso(version.modified)
         if name in version.overrides:
             return version.overrides[name]
         generator = self.object_type.generators.get(name)

@@ -18,6 +18,14 @@ from sandbox import Sandbox, SandboxServer
 
 from .sesam import SETTLE_SECONDS, T0
 
+# How long the fixtures' services wait for a renewal of the archived snapshot under way. The
+# service's default is 0 (an incremental export never waits for a listing once a snapshot
+# exists: the deletion arrives one run later). Most suites here write in the sandbox, settle
+# it and expect the very next run to carry the deletion, so they wait for the renewal (it
+# takes milliseconds on the in-process sandbox; the bound only stops a hung listing).
+# tests/test_deletions_at_scale.py pins the default through `configure`.
+RENEWAL_WAIT_SECONDS = 30.0
+
 
 @pytest.fixture(name="sandbox")
 def _sandbox() -> Sandbox:
@@ -36,6 +44,7 @@ def _settings(sandbox: Sandbox, sandbox_server: SandboxServer) -> Settings:
         token=sandbox.token, base_url=sandbox_server.url, settle_seconds=SETTLE_SECONDS,
         search_rate_per_second=100, general_rate_per_10s=1000, retry_initial_wait=0.01,
         max_retries=3, read_timeout=5, connect_timeout=2,
+        archived_wait_seconds=RENEWAL_WAIT_SECONDS,
     )
 
 

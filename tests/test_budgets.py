@@ -163,6 +163,19 @@ class TestAdaptation:
             search.succeeded()
         assert search.per_second is None, search.per_second
 
+    def test_a_budget_built_not_adaptive_ignores_429s(self) -> None:
+        """``Budget(adaptive=False)``, bench B12's plain limiter: 429s and answers leave its
+        rate alone, so its calls keep leaving at the configured rate."""
+        clock = FakeClock()
+        plain = Budget(Unlimited(), 5, adaptive=False,  # type: ignore[arg-type]
+                       sleep=clock.sleep, monotonic=clock.monotonic)
+        plain.limited()
+        plain.succeeded()
+        assert plain.per_second == 5, f"{plain.per_second}/s after a 429"
+        plain.acquire()
+        plain.acquire()
+        assert clock.sleeps == [0.2], clock.sleeps
+
     def test_a_429_storm_never_stops_the_budget(self) -> None:
         clock = FakeClock()
         adaptive = budget(5, clock)
@@ -180,6 +193,8 @@ def _gate_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """The sandbox's rate limits on a fake clock."""
     clock = FakeClock()
     monkeypatch.setattr("sandbox.faults.time.monotonic", clock.monotonic)
+    monkeypatch.setattr("sandbox.faults.time.monotonic_ns", lambda: round(clock.now * 1e9))
+    monkeypatch.setattr("sandbox.faults.time.sleep", clock.sleep)
     return clock
 
 
@@ -225,6 +240,41 @@ class TestSandboxLimits:
                             search_limit=2, general_limit=None, search_window="arrivals")
         assert (admitted, arrivals) == ([200, 200, 429, 200], [200, 200, 429, 429]), (admitted, arrivals)
 
+    def test_the_sliding_window_meets_an_arrival_exactly_a_second_later(
+            self, gate_clock: FakeClock) -> None:
+        """Six searches exactly 200 ms apart at 5/s: the "arrivals" window has let the first
+        go when the sixth comes (exclusive at 1000 ms), the "sliding" one, inclusive at both
+        ends as an independent gateway counts, refuses the sixth: a client spaced exactly at
+        the limit draws 429s there."""
+        times = [0, 0.2, 0.4, 0.6, 0.8, 1.0]
+        arrivals = outcomes(Gate(threading.RLock()), gate_clock, times, endpoint="search",
+                            search_limit=5, general_limit=None, search_window="arrivals")
+        sliding = outcomes(Gate(threading.RLock()), gate_clock, times, endpoint="search",
+                           search_limit=5, general_limit=None, search_window="sliding")
+        assert (arrivals, sliding) == ([200] * 6, [200] * 5 + [429]), (arrivals, sliding)
+
+    def test_the_sliding_window_counts_refused_arrivals_and_forgets_older_ones(
+            self, gate_clock: FakeClock) -> None:
+        """At 2/s: the refused third search still counts, so one 1000 ms after it is refused
+        (it meets the second and the third); 1001 ms after the third there is room."""
+        statuses = outcomes(Gate(threading.RLock()), gate_clock, [0, 0.5, 0.6, 1.5, 2.501],
+                            endpoint="search", search_limit=2, general_limit=None, search_window="sliding")
+        assert statuses == [200, 200, 429, 429, 200], statuses
+
+    def test_searches_arrive_with_jitter(self, gate_clock: FakeClock) -> None:
+        """With search_jitter_ms, each search is held up 0..that many ms before the limit
+        counts it (the same draws in every run), so searches sent evenly arrive bunched."""
+        gate = Gate(threading.RLock())
+        outcomes(gate, gate_clock, [i * 0.3 for i in range(20)], endpoint="search", search_limit=5,
+                 general_limit=None, search_window="sliding", search_jitter_ms=40)
+        delays = gate_clock.sleeps
+        assert len(delays) == 20 and all(0 <= d <= 0.04 for d in delays), delays
+        assert len(set(delays)) == 20, f"the delays do not vary: {delays}"
+        gate_clock.sleeps = []
+        outcomes(Gate(threading.RLock()), gate_clock, [i * 0.3 for i in range(20)], endpoint="search",
+                 search_limit=5, general_limit=None, search_window="sliding", search_jitter_ms=40)
+        assert gate_clock.sleeps == delays, "the jitter differs from run to run"
+
     def test_general_answers_announce_the_per_second_limit(self, sandbox: Sandbox,
                                                            sandbox_server: SandboxServer) -> None:
         """With the general limit on, answers carry X-HubSpot-RateLimit-Secondly (11 by
@@ -246,6 +296,9 @@ class TestSandboxLimits:
         config = requests.post(url, json={"general_rate_per_second": 3, "search_window": "arrivals"},
                                timeout=10).json()
         assert (config["general_rate_per_second"], config["search_window"]) == (3, "arrivals"), config
+        config = requests.post(url, json={"search_window": "sliding", "search_jitter_ms": 40},
+                               timeout=10).json()
+        assert (config["search_window"], config["search_jitter_ms"]) == ("sliding", 40), config
         refused = requests.post(url, json={"search_window": "fixed"}, timeout=10)
         assert refused.status_code == 400, refused.text
 

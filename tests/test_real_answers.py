@@ -282,8 +282,8 @@ class TestSandboxShapes:
         assert STANDARD_ERROR_REQUIRED <= error.keys() <= STANDARD_ERROR, sorted(error)
         assert error["context"].keys() == NO_ASSOCIATIONS_CONTEXT, error["context"]
         assert error["context"]["fromObjectId"] == ["999999999"], error["context"]
-        assert (error["context"]["fromObjectType"], error["context"]["toObjectType"]) == (["0-3"], ["0-1"]), (
-            error["context"])
+        assert (error["context"]["fromObjectType"], error["context"]["toObjectType"]) == (["deal"], ["contact"]), (
+            f"HubSpot names the types by their singular names, as in its message: {error['context']}")
 
     def test_some_datetime_values_are_epoch_ms(self, crm: Crm, sandbox: Sandbox) -> None:
         """Datetime properties come as ISO-8601 on most records and as epoch milliseconds

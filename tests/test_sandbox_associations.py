@@ -100,7 +100,7 @@ class TestBatchRead:
         assert [result["from"]["id"] for result in body["results"]] == [linked]
         assert body["numErrors"] == 2 and len(body["errors"]) == 2, body
         for error, cid in zip(body["errors"], ["999999999", archived]):
-            context = {"fromObjectId": [cid], "fromObjectType": ["0-3"], "toObjectType": ["0-1"]}
+            context = {"fromObjectId": [cid], "fromObjectType": ["deal"], "toObjectType": ["contact"]}
             assert error["category"] == "OBJECT_NOT_FOUND" and error["context"] == context, error
             assert error["subCategory"] == "crm.associations.NO_ASSOCIATIONS_FOUND", error
 
@@ -231,5 +231,5 @@ def test_official_client_reads_the_shapes(crm: Crm, sandbox: Sandbox) -> None:
     assert whole.results[0].to[0].association_types[0].type_id in (5, 341), whole
     partial = read(crm.post(batch_path("deals", "companies"), {"inputs": [{"id": deal}, {"id": "1"}]}),
                    "BatchResponsePublicAssociationMultiWithLabelWithErrors", "associations.v4")
-    context = {"fromObjectId": ["1"], "fromObjectType": ["0-3"], "toObjectType": ["0-2"]}
+    context = {"fromObjectId": ["1"], "fromObjectType": ["deal"], "toObjectType": ["company"]}
     assert partial.num_errors == 1 and partial.errors[0].context == context, partial

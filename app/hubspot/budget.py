@@ -59,9 +59,12 @@ class Budget:
     """
 
     def __init__(self, limiter: Limiter, per_second: float | None = None, *,
-                 spaced_at_full_rate: bool = True,
+                 spaced_at_full_rate: bool = True, adaptive: bool = True,
                  sleep: Callable[[float], None] = time.sleep,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
+        """``adaptive`` False ignores HubSpot's 429s (`limited`, `succeeded` do nothing):
+        the plain limiter bench B12 compares the adaptation with; no setting of the
+        service turns it off."""
         self._limiter = limiter
         self._turns = threading.Condition()
         self._issued = 0  # turns handed out
@@ -74,6 +77,7 @@ class Budget:
         self._lowered_at = -math.inf  # monotonic time of the last lowering
         self._next = -math.inf  # no call before this monotonic time
         self._spaced_at_full_rate = spaced_at_full_rate
+        self._adaptive = adaptive
 
     @property
     def per_second(self) -> float | None:
@@ -106,6 +110,8 @@ class Budget:
         """HubSpot answered a call 429: the rate drops by `DECREASE`, once per
         `DECREASE_HOLD_SECONDS` (the calls already in flight when HubSpot started refusing
         come back 429 together; they are one signal, not several)."""
+        if not self._adaptive:
+            return
         with self._turns:
             now = self._monotonic()
             if now - self._lowered_at >= DECREASE_HOLD_SECONDS:
@@ -115,6 +121,8 @@ class Budget:
     def succeeded(self) -> None:
         """HubSpot answered a call: the rate creeps back up by `RECOVERY_PER_SUCCESS` of the
         ceiling, to the ceiling at most."""
+        if not self._adaptive:
+            return
         with self._turns:
             self._share = min(1.0, self._share + RECOVERY_PER_SUCCESS)
 

@@ -43,8 +43,9 @@ leave no trace anywhere: Sesam's full rescan is the only remedy.
 Renewal: only the first snapshot of a type is listed while an export waits (it holds the
 type's lock; concurrent exports wait for that one listing). Once a snapshot exists, the
 export that finds it due starts the renewal in the background (the service's `Workers`),
-one at a time, waits for it at most ``HUBSPOT_ARCHIVED_WAIT_SECONDS`` and otherwise answers
-from the snapshot it has: capped at that snapshot's completeness point, an old snapshot is
+one at a time, waits for it at most ``HUBSPOT_ARCHIVED_WAIT_SECONDS`` (default 0: never,
+so only the very first export of a type waits for a listing) and otherwise answers from
+the snapshot it has: capped at that snapshot's completeness point, an old snapshot is
 only late, never wrong. A renewal that fails is logged and the old snapshot serves on; the
 first export after the interval tries again.
 
