@@ -249,10 +249,12 @@ class Sandbox:
         """Create `count` records at the current ms (so they tie); unset properties are generated."""
         return self._store(object_type).create(count, properties)
 
-    def modify(self, ids: Iterable[str], properties: dict | None = None, *, object_type: str = "contacts") -> None:
+    def modify(self, ids: Iterable[str], properties: dict | None = None, *, object_type: str = "contacts",
+               raw: bool = False) -> None:
         """Set properties (None or "" clears one) and the modification time=now; KeyError for
-        unknown or archived ids."""
-        self._store(object_type).modify(ids, properties)
+        unknown or archived ids. ``raw``: the values as given, unchecked against their types
+        (what a portal holds from an import: "n/a" in a number, "31.02.2024" in a date)."""
+        self._store(object_type).modify(ids, properties, raw)
 
     def archive(self, ids: Iterable[str], *, object_type: str = "contacts") -> None:
         """Archive (HubSpot's delete) live records at now; search drops them once the lag passes."""

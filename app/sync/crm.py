@@ -19,6 +19,7 @@ from ..object_types import CONTACTS, ObjectType, ObjectTypes, standard_types
 from .associations import ASSOCIATION_BATCH, AssociationReader, batches
 from .export import Entity, Exporter, ExportStats
 from .positions import Position
+from .values import TYPED, typed_entities
 from .workers import Workers
 
 ASSOCIATION_READ_AHEAD = 1  # batches of entities whose associations are read ahead of the body
@@ -51,6 +52,7 @@ class Crm:
         self._clock = clock
         self._lock = threading.Lock()
         self._exporters: dict[str, Exporter] = {}
+        self.values = settings.values  # how property values are written unless a request says
 
     def exporter(self, kind: ObjectType) -> Exporter:
         """The one exporter of a type (its archived snapshot is shared by all its exports)."""
@@ -61,10 +63,15 @@ class Crm:
             return self._exporters[kind.path]
 
     def entities(self, kind: ObjectType, start: Position, limit: int | None, stats: ExportStats,
-                 associations: tuple[ObjectType, ...] = ()) -> Iterator[Entity]:
+                 associations: tuple[ObjectType, ...] = (), values: str | None = None
+                 ) -> Iterator[Entity]:
         """The export of one type after ``start``; each live record with its associations of
-        the ``associations`` types."""
+        the ``associations`` types; its property values typed if ``values`` (else the
+        configured HUBSPOT_VALUES) says so, by the type's catalogue (cached)."""
         entities = self.exporter(kind).entities(start, limit, stats)
+        if (values or self.values) == TYPED:
+            entities = typed_entities(entities, lambda: self._client.property_types(kind),
+                                      stats.count_unparsed)
         if not associations:
             return entities
         reader = AssociationReader(self._client, kind, associations, stats)

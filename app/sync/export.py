@@ -58,6 +58,7 @@ class ExportStats:
     # Live records after the start by HubSpot's count (its first search's `total`): about how
     # many entities the export holds, for its progress line.
     expected: int | None = None
+    unparsed: int = 0  # typed values only: values that did not read as their property's type
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_calls(self, calls: int) -> None:
@@ -65,6 +66,10 @@ class ExportStats:
         with self._lock:
             self.upstream_calls += calls
             self.retries += calls - 1
+
+    def count_unparsed(self, values: int) -> None:
+        with self._lock:
+            self.unparsed += values
 
     def count_entity(self, entity: Entity) -> None:
         with self._lock:

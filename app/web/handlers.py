@@ -44,13 +44,14 @@ class Handlers:
         """Connexion's function resolver: `app.handlers.X` is this object's method X."""
         return getattr(self, operation_id.removeprefix(OPERATION_PREFIX))  # type: ignore[no-any-return]
 
-    async def get_contacts(self, since: str | None = None,
-                           limit: int | None = None) -> StreamingResponse:
-        return await self.get_objects(CONTACTS, since, limit)
+    async def get_contacts(self, since: str | None = None, limit: int | None = None,
+                           values: str | None = None) -> StreamingResponse:
+        return await self.get_objects(CONTACTS, since, limit, values=values)
 
     async def get_objects(self, objectType: str, since: str | None = None,
                           limit: int | None = None,
-                          associations: str | None = None) -> StreamingResponse:
+                          associations: str | None = None,
+                          values: str | None = None) -> StreamingResponse:
         try:
             start = parse_since(since)
         except InvalidSince as exc:
@@ -58,22 +59,23 @@ class Handlers:
         slot = self._slots.take()  # or a 503, before anything reads HubSpot
         try:
             first, body, export = await slot.run(self._first_chunk, objectType, start, since,
-                                                 limit, associations)
+                                                 limit, associations,
+                                                 values or self._crm.values)
         except BaseException:
             slot.release()
             raise
         return ExportResponse(first, body, slot, on_disconnect=export.leave)
 
     def _first_chunk(self, objectType: str, start: Position, since: str | None,
-                     limit: int | None, associations: str | None
+                     limit: int | None, associations: str | None, values: str
                      ) -> tuple[bytes, Iterator[bytes], ExportCall]:
         """The export's first chunk, read here (in the export's thread) so that a HubSpot
         failure before any byte is answered with a proper error status instead of a broken
         200, and the body that goes on from it."""
         kind = self._resolve(objectType)
         related = self._associated(associations)
-        export = ExportCall(self._metrics, kind, since, limit)
-        entities = self._crm.entities(kind, start, limit, export.stats, related)
+        export = ExportCall(self._metrics, kind, since, limit, values)
+        entities = self._crm.entities(kind, start, limit, export.stats, related, values)
         body = export.watch(json_array(export.counted(entities), export.aborted))
         try:
             return next(body), body, export
