@@ -270,8 +270,8 @@ def property_types(data: Json) -> dict[str, str]:
     for item in _results(data, "property catalogue"):
         if isinstance(item, dict) and isinstance(name := item.get("name"), str):
             declared = item.get("type")
-            known = isinstance(declared, str) and declared in PROPERTY_TYPES
-            found.setdefault(name, declared if known else TEXT_TYPE)
+            found.setdefault(name, declared if isinstance(declared, str)
+                             and declared in PROPERTY_TYPES else TEXT_TYPE)
     return found
 
 
