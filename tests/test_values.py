@@ -178,7 +178,8 @@ class TestConversion:
             asked.append(1)
             return {"n": "number"}
 
-        stream = typed_entities(source(), types, counted.append)
+        inner = source()  # held here, so that only an explicit close can close it
+        stream = typed_entities(inner, types, counted.append)
         assert asked == [], "the catalogue must not be read before the first entity"
         assert next(stream)["properties"] == {"n": ""} and asked == [1]
         assert next(stream)["properties"] == {"n": "x"}
