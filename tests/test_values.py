@@ -86,6 +86,9 @@ CONVERSIONS = [
     # datetime: UTC with milliseconds, from ISO (with or without them, Z or an offset) or epoch ms
     ("datetime", "2024-06-01T00:00:10.123Z", "~t2024-06-01T00:00:10.123Z", True),
     ("datetime", "2024-06-01T00:00:10Z", "~t2024-06-01T00:00:10.000Z", True),
+    ("datetime", "2024-06-01T00:00:10.5Z", "~t2024-06-01T00:00:10.500Z", True),
+    ("datetime", "2024-06-01T00:00:10.12Z", "~t2024-06-01T00:00:10.120Z", True),
+    ("datetime", "2024-06-01T00:00:10.123456Z", "~t2024-06-01T00:00:10.123Z", True),  # HubSpot's precision: ms
     ("datetime", "2024-06-01T02:00:10+02:00", "~t2024-06-01T00:00:10.000Z", True),
     ("datetime", "2024-06-01T00:00:10", "~t2024-06-01T00:00:10.000Z", True),  # zoneless: UTC
     ("datetime", "1717200010123", "~t2024-06-01T00:00:10.123Z", True),
