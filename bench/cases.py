@@ -1,4 +1,4 @@
-"""The benchmarks B1..B13. Each starts its own sandbox and service processes and stops them.
+"""The benchmarks B1..B14. Each starts its own sandbox and service processes and stops them.
 
 Every figure is measured in the same run as its reference and reported as a ratio (or a
 count against a target), because the machine is shared and noisy.
