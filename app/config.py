@@ -14,6 +14,9 @@ from typing import Any, Callable, Mapping, TypeVar
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# How an export writes property values: as HubSpot sends them (text), or in Sesam's types by
+# the property catalogue (app/sync/values.py). A request's `values` wins over HUBSPOT_VALUES.
+VALUE_MODES = ("strings", "typed")
 SHOWN_CHARS = 60  # of a refused value, at most this much is quoted in the message
 
 # Numbers are ASCII digits, a float with at most one decimal point: Python's int() and
@@ -85,6 +88,8 @@ class Settings:
     # The most the archived listings may use of HubSpot's daily limit, in percent: the
     # snapshot interval grows with the listing's cost to stay within it.
     listing_daily_share: float = 10.0
+    # Property values as HubSpot sends them ("strings") or typed ("typed"): see VALUE_MODES.
+    values: str = "strings"
 
     @property
     def snapshot_seconds(self) -> float:
@@ -306,4 +311,7 @@ VARIABLES: tuple[Variable, ...] = (
     # Of HubSpot's daily limit (at least 250,000 calls on every plan): 1 % keeps the listings
     # out of the way; 50 % leaves the other half for everything else.
     number("listing_daily_share", ("HUBSPOT_LISTING_DAILY_SHARE",), float, 1, 50, "percent"),
+    # Typed values are opt-in: the default keeps every export as it was.
+    Variable("values", ("HUBSPOT_VALUES",), str.lower, " or ".join(VALUE_MODES),
+             lambda v: v in VALUE_MODES),
 )

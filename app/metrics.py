@@ -46,6 +46,10 @@ class Metrics:
         self.export_seconds = Histogram(
             f"{PREFIX}_export_seconds", "Duration of exports, by object type", ["object_type"],
             buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600), registry=self.registry)
+        self.values_unparsed = Counter(
+            f"{PREFIX}_values_unparsed", "Property values of typed exports that did not read as "
+            "their type in HubSpot's catalogue, sent as the text they were, by object type",
+            ["object_type"], registry=self.registry)
         self.upstream_calls = Counter(
             f"{PREFIX}_upstream_calls", "HubSpot requests sent, retries included, by endpoint, "
             "object type and status (or error kind)", ["endpoint", "object_type", "status"],

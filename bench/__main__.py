@@ -1,4 +1,4 @@
-"""`python -m bench`: run the benchmarks B1..B13 and print (and save) the results table.
+"""`python -m bench`: run the benchmarks B1..B15 and print (and save) the results table.
 
     .venv/bin/python -m bench             # the full run (about 5-10 minutes on 2 cores)
     .venv/bin/python -m bench --smoke     # tiny sizes, well under a minute

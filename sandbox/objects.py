@@ -139,6 +139,23 @@ def datetime_value(h: int) -> str:
     return str(ms) if (h >> 40) % EPOCH_MS_SHARE == 0 else iso(ms)
 
 
+def date_value(h: int) -> str:
+    """A generated date property's value from hash ``h``: `YYYY-MM-DD`, or on one record in
+    `EPOCH_MS_SHARE` epoch milliseconds at midnight UTC as a string (HubSpot's dates are
+    midnight UTC, and answer either way)."""
+    ms = _CUSTOM_DATE_BASE + h % (_CUSTOM_DATE_SPAN // DAY_MS) * DAY_MS
+    return str(ms) if (h >> 40) % EPOCH_MS_SHARE == 0 else iso(ms)[:10]
+
+
+def number_value(h: int, below: int) -> str:
+    """A generated number property's value from hash ``h``: a whole number below ``below``,
+    or on one record in four a decimal with cents, as HubSpot writes amounts ("2494.50")."""
+    if (h >> 32) % 4:
+        return str(h % below)
+    cents = h % (below * 100)
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
 def tie_hash(tie: int, name: str) -> int:
     """A record's hash for the value `name`, from its tie: what its generated values and seeded links draw on."""
     return mix(tie ^ zlib.crc32(name.encode()))
@@ -213,11 +230,13 @@ def custom_value(prop: Property, tie: int) -> str | None:
         return None
     h >>= 8
     if prop.type == "number":
-        return str(h % 100_000)
-    if prop.type == "enumeration":
-        return prop.options[h % len(prop.options)]
+        return str(h % 100_000)  # whole: the search tests compare these as integers
+    if prop.type in ("enumeration", "bool"):
+        return (prop.options or ("true", "false"))[h % max(len(prop.options), 2)]
     if prop.type == "datetime":
         return datetime_value(h)
+    if prop.type == "date":
+        return date_value(h)
     return f"value {h % 10_000}"
 
 
@@ -290,11 +309,11 @@ def generic_value(prop: Property, cid: int, tie: int) -> str | None:
     if prop.options:
         return prop.options[h % len(prop.options)]
     if prop.type == "number":
-        return str(h % 5_000)
+        return number_value(h, 5_000)
     if prop.type == "datetime":
         return datetime_value(h)
     if prop.type == "date":
-        return iso(_CUSTOM_DATE_BASE + h % _CUSTOM_DATE_SPAN)[:10]
+        return date_value(h)
     if prop.type == "phone_number":
         return f"+47 {h % 100_000_000:08d}"
     return f"{prop.label} {cid}"
@@ -376,7 +395,8 @@ _STANDARD_TYPES = (
                ("hubspot_owner_id", "Deal owner", "enumeration", "select", OWNER_IDS),
                ("closedate", "Close Date", "datetime", "date"),
                ("dealtype", "Deal Type", "enumeration", "radio", ("newbusiness", "existingbusiness")),
-               ("hs_merged_object_ids", "Merged Deal IDs", "enumeration", "checkbox")),
+               ("hs_merged_object_ids", "Merged Deal IDs", "enumeration", "checkbox"),
+               ("hs_is_closed_won", "Is Closed Won", "bool", "booleancheckbox", ("true", "false"))),
          Property("days_to_close", "Days to close", "number", "number", formula="(closedate - createdate) / 86400000")),
         {"dealname": _words("adjective", "thing"), "hs_merged_object_ids": lambda cid, tie: None,
          "pipeline": lambda cid, tie: deal_pipeline(tie), "dealstage": lambda cid, tie: deal_stage(tie)},
@@ -547,7 +567,8 @@ _CARS = _object_type(
     # The portal defined these, not HubSpot.
     tuple(dataclasses.replace(prop, hubspot_defined=False) for prop in _props(
         ("vin", "VIN", "string", "text"), ("make", "Make", "string", "text"), ("model", "Model", "string", "text"),
-        ("year", "Year", "number", "number"), ("price", "Price", "number", "number"))),
+        ("year", "Year", "number", "number"), ("price", "Price", "number", "number"),
+        ("first_registration", "First registration", "date", "date"))),
     {"vin": lambda cid, tie: f"VIN{tie_hash(tie, 'vin') % 10**14:014d}", "make": _words("make"),
      "model": _words("model"), "year": lambda cid, tie: str(2012 + tie_hash(tie, 'year') % 14)},
     (CUSTOM_OBJECT_SCOPE,),

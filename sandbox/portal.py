@@ -278,10 +278,12 @@ class Sandbox:
         return self._store(object_type).create(count, properties, source)
 
     def modify(self, ids: Iterable[str], properties: dict | None = None, *, object_type: str = "contacts",
-               source: Source | None = None) -> None:
+               source: Source | None = None, raw: bool = False) -> None:
         """Set properties (None or "" clears one) and the modification time=now; KeyError for
-        unknown or archived ids. `source` (batch.Source) wrote them, for their history."""
-        self._store(object_type).modify(ids, properties, source)
+        unknown or archived ids. `source` (batch.Source) wrote them, for their history.
+        ``raw``: the values as given, unchecked against their types (what a portal holds from
+        an import: "n/a" in a number, "31.02.2024" in a date)."""
+        self._store(object_type).modify(ids, properties, source, raw)
 
     def archive(self, ids: Iterable[str], *, object_type: str = "contacts") -> None:
         """Archive (HubSpot's delete) live records at now; search drops them once the lag passes."""

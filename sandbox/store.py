@@ -110,7 +110,9 @@ class Store(Searchable):
 
     # ----------------------------------------------------------------- writes
 
-    def _coerce(self, properties: Mapping[str, Any] | None) -> Mapping[str, str | None]:
+    def _coerce(self, properties: Mapping[str, Any] | None, raw: bool = False) -> Mapping[str, str | None]:
+        """The values to store; ``raw``: as they are, unchecked against their type (a value
+        a portal holds from an import or an older API that does not read as its type)."""
         values: dict[str, str | None] = {}
         for name, value in (properties or {}).items():
             prop = self.properties.get(name)
@@ -118,7 +120,8 @@ class Store(Searchable):
                 raise ValueError(f"Property {name!r} does not exist")
             if name in self.object_type.read_only or prop.formula is not None:  # calculated: HubSpot's
                 raise ValueError(f"Property {name!r} is read-only")
-            values[name] = None if value is None or value == "" else self._stored_value(prop, value)
+            values[name] = (None if value is None or value == "" else str(value) if raw
+                            else self._stored_value(prop, value))
         return MappingProxyType(values)
 
     @staticmethod
@@ -176,10 +179,12 @@ class Store(Searchable):
                 ids.append(str(cid))
             return ids
 
-    def modify(self, ids: Iterable[str], properties: dict | None = None, source: Source | None = None) -> None:
+    def modify(self, ids: Iterable[str], properties: dict | None = None, source: Source | None = None,
+               raw: bool = False) -> None:
         """Set properties (None or "" clears one) and the modification time=now; KeyError for
-        unknown or archived ids. `source` wrote them (the API by default), for their history."""
-        changes = self._coerce(properties)
+        unknown or archived ids. `source` wrote them (the API by default), for their history.
+        ``raw``: the values unchecked against their types."""
+        changes = self._coerce(properties, raw)
         with self.clock.lock:
             now = self.clock.now_locked()
             for version in self.existing(ids, live=True):

@@ -108,8 +108,9 @@ class SesamPipe:
 
     def live(self) -> dict[str, int]:
         """What the pipe holds: record id -> last modification ms, deleted ones left out."""
+        # With values=typed the time is a Sesam datetime, "~t" and the ISO text.
         return {
-            cid: parse_timestamp(entity["properties"][self.modified_property])
+            cid: parse_timestamp(entity["properties"][self.modified_property].removeprefix("~t"))
             for cid, entity in self.dataset.items() if not entity.get("_deleted")
         }
 

@@ -51,6 +51,7 @@ class TestRefusals:
         ({"HUBSPOT_PROPERTIES": "email, first name"}, "HUBSPOT_PROPERTIES"),
         ({"HUBSPOT_INCLUDE_DELETED": "maybe"}, "HUBSPOT_INCLUDE_DELETED"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+        ({"HUBSPOT_VALUES": "string"}, "HUBSPOT_VALUES"),
         ({"HUBSPOT_ACCESS_TOKEN": "two words"}, "HUBSPOT_ACCESS_TOKEN"),
     ])
     def test_invalid_value_names_the_variable(self, env: dict, name: str) -> None:
@@ -62,7 +63,7 @@ class TestRefusals:
         assert "\n" not in message
 
     @pytest.mark.parametrize("name", ["HUBSPOT_ACCESS_TOKEN", "api-key", "AUTH_PASSWORD",
-                                      "LOG_LEVEL", "HUBSPOT_PROPERTIES"])
+                                      "LOG_LEVEL", "HUBSPOT_PROPERTIES", "HUBSPOT_VALUES"])
     def test_an_empty_value_is_refused_not_taken_as_unset(self, name: str) -> None:
         """An empty (or blank) value is a deployment mistake, not "use the default": an
         empty token must not quietly serve the sandbox instead of the real portal."""

@@ -262,10 +262,29 @@ def archived_page(data: Json, kind: ObjectType, server_ms: int, calls: int) -> A
     return ArchivedPage(records, _after(_next(data, what), what), server_ms, calls)
 
 
+# The types of HubSpot's property catalogue ("type", beside the UI's "fieldType"): those its
+# properties API documents, and the two real portals also show. Any other is taken as text.
+PROPERTY_TYPES = frozenset({"string", "number", "bool", "enumeration", "date", "datetime",
+                            "phone_number", "json", "object_coordinates"})
+TEXT_TYPE = "string"
+
+
 def catalogue(data: Json) -> list[str]:
     """The property names of a property catalogue, in HubSpot's order."""
-    return [item["name"] for item in _results(data, "property catalogue")
-            if isinstance(item, dict) and isinstance(item.get("name"), str)]
+    return list(property_types(data))
+
+
+def property_types(data: Json) -> dict[str, str]:
+    """Each property of a property catalogue by name, in HubSpot's order, with its type: one
+    of PROPERTY_TYPES, or "string" when HubSpot's is missing or unknown (its value is then
+    passed on as text). Entries without a name are skipped."""
+    found: dict[str, str] = {}
+    for item in _results(data, "property catalogue"):
+        if isinstance(item, dict) and isinstance(name := item.get("name"), str):
+            declared = item.get("type")
+            found.setdefault(name, declared if isinstance(declared, str)
+                             and declared in PROPERTY_TYPES else TEXT_TYPE)
+    return found
 
 
 def schemas(data: Json) -> list[Schema]:

@@ -24,7 +24,8 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -91,7 +92,8 @@ class HubSpotClient:
         initial = settings.retry_initial_wait
         self._backoff = tenacity.wait_exponential_jitter(multiplier=initial, max=30, jitter=initial)
         self._catalogue_lock = threading.Lock()
-        self._catalogues: dict[str, tuple[float, list[str]]] = {}  # by type
+        # By type: when read, and each property's type by name, in HubSpot's order.
+        self._catalogues: dict[str, tuple[float, dict[str, str]]] = {}
         self._metrics = metrics or Metrics()
         self._daily_left: int | None = None  # what HubSpot last said of its daily allowance
         self._max_answer_bytes = int(settings.max_answer_mb * MEGABYTE)
@@ -99,14 +101,19 @@ class HubSpotClient:
     def catalogue(self, kind: ObjectType) -> list[str]:
         """The names of every property of ``kind`` (HubSpot's property catalogue), cached
         for `properties_cache_seconds`."""
+        return list(self.property_types(kind))
+
+    def property_types(self, kind: ObjectType) -> Mapping[str, str]:
+        """Every property of ``kind`` by name with its type (`answers.property_types`),
+        from the same cached read as `catalogue`."""
         with self._catalogue_lock:
             now = time.monotonic()
             cached = self._catalogues.get(kind.path)
             if cached is None or now - cached[0] > self._settings.properties_cache_seconds:
                 data, _, _ = self._call("GET", f"/crm/v3/properties/{kind.path}",
                                         endpoint="properties", kind=kind.name, scope=kind.scope)
-                cached = self._catalogues[kind.path] = (now, answers.catalogue(data))
-            return cached[1]
+                cached = self._catalogues[kind.path] = (now, answers.property_types(data))
+            return MappingProxyType(cached[1])
 
     def search(self, kind: ObjectType, body: Json) -> SearchPage:
         """One search request for records of ``kind``."""

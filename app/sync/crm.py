@@ -21,6 +21,7 @@ from .export import Entity, Exporter, ExportStats
 from .history import HISTORY_READ_AHEAD, HistoryReader, checked_names
 from .positions import Position
 from .reference import Reference
+from .values import TYPED, typed_entities
 from .workers import Workers
 
 ASSOCIATION_READ_AHEAD = 1  # batches of entities whose associations are read ahead of the body
@@ -54,6 +55,7 @@ class Crm:
         self._lock = threading.Lock()
         self._exporters: dict[str, Exporter] = {}
         self.reference = Reference(client, settings)  # owners, pipelines, property definitions
+        self.values = settings.values  # how property values are written unless a request says
 
     def exporter(self, kind: ObjectType) -> Exporter:
         """The one exporter of a type (its archived snapshot is shared by all its exports)."""
@@ -69,10 +71,16 @@ class Crm:
 
     def entities(self, kind: ObjectType, start: Position, limit: int | None, stats: ExportStats,
                  associations: tuple[ObjectType, ...] = (),
-                 history: tuple[str, ...] = ()) -> Iterator[Entity]:
+                 history: tuple[str, ...] = (), values: str | None = None) -> Iterator[Entity]:
         """The export of one type after ``start``; each live record with its associations of
-        the ``associations`` types and the history of the ``history`` properties."""
+        the ``associations`` types and the history of the ``history`` properties; its
+        property values typed if ``values`` (else the configured HUBSPOT_VALUES) says so, by
+        the type's catalogue (cached). History and associations are added after the typing
+        and stay as HubSpot gives them."""
         entities = self.exporter(kind).entities(start, limit, stats)
+        if (values or self.values) == TYPED:
+            entities = typed_entities(entities, lambda: self._client.property_types(kind),
+                                      stats.count_unparsed)
         if history:
             read = HistoryReader(self._client, kind, history, stats).batches(entities)
             entities = _flat(self.workers.read_ahead(read, HISTORY_READ_AHEAD))

@@ -59,6 +59,7 @@ class ExportStats:
     # many entities the export holds, for its progress line.
     expected: int | None = None
     history_missing: int = 0  # live records gone before their history was read (`history`)
+    unparsed: int = 0  # typed values only: values that did not read as their property's type
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_calls(self, calls: int) -> None:
@@ -70,6 +71,9 @@ class ExportStats:
     def count_history_missing(self, records: int) -> None:
         with self._lock:
             self.history_missing += records
+    def count_unparsed(self, values: int) -> None:
+        with self._lock:
+            self.unparsed += values
 
     def count_entity(self, entity: Entity) -> None:
         with self._lock:

@@ -51,16 +51,18 @@ class Handlers:
         return getattr(self, operation_id.removeprefix(OPERATION_PREFIX))  # type: ignore[no-any-return]
 
     async def get_contacts(self, since: str | None = None, limit: int | None = None,
-                           history: str | None = None) -> StreamingResponse:
-        return await self.get_objects(CONTACTS, since, limit, history=history)
+                           history: str | None = None,
+                           values: str | None = None) -> StreamingResponse:
+        return await self.get_objects(CONTACTS, since, limit, history=history, values=values)
 
     async def get_objects(self, objectType: str, since: str | None = None,
                           limit: int | None = None,
                           associations: str | None = None,
-                          history: str | None = None) -> StreamingResponse:
+                          history: str | None = None,
+                          values: str | None = None) -> StreamingResponse:
         start = self._start(since)
         return await self._export(self._first_chunk, objectType, start, since, limit,
-                                  associations, history)
+                                  associations, history, values or self._crm.values)
 
     async def get_owners(self, since: str | None = None) -> StreamingResponse:
         start = self._start(since)
@@ -96,7 +98,8 @@ class Handlers:
         return ExportResponse(first, body, slot, on_disconnect=export.leave)
 
     def _first_chunk(self, objectType: str, start: Position, since: str | None,
-                     limit: int | None, associations: str | None, history: str | None
+                     limit: int | None, associations: str | None, history: str | None,
+                     values: str
                      ) -> tuple[bytes, Iterator[bytes], ExportCall]:
         """The first chunk of a records export (see `_begin`). The names are checked before
         the export counts as begun, so a refused one leaves no export in progress."""
@@ -109,7 +112,7 @@ class Handlers:
         except InvalidHistory as exc:
             raise BadRequestProblem(detail=str(exc)) from None
         return self._begin(kind, since, limit, lambda stats: self._crm.entities(
-            kind, start, limit, stats, related, with_history))
+            kind, start, limit, stats, related, with_history, values), values)
 
     def _reference(self, objectType: str, what: str) -> tuple[bytes, Iterator[bytes], ExportCall]:
         """The first chunk of the pipelines, stages or property definitions of a type."""
@@ -119,12 +122,13 @@ class Handlers:
                            lambda stats: export(kind, stats))
 
     def _begin(self, kind: ObjectType, since: str | None, limit: int | None,
-               entities: Entities) -> tuple[bytes, Iterator[bytes], ExportCall]:
+               entities: Entities, values: str = "strings"
+               ) -> tuple[bytes, Iterator[bytes], ExportCall]:
         """The export's first chunk, read here (in the export's thread) so that a HubSpot
         failure before any byte is answered with a proper error status instead of a broken
         200, and the body that goes on from it. ``kind`` names the export in its metrics
-        and summary line."""
-        export = ExportCall(self._metrics, kind, since, limit)
+        and summary line (with the ``values`` it writes)."""
+        export = ExportCall(self._metrics, kind, since, limit, values)
         body = export.watch(json_array(export.counted(entities(export.stats)), export.aborted))
         try:
             return next(body), body, export

@@ -73,8 +73,9 @@ class ExportCall:
     """One export request: its counters, and its summary line and metrics when it ends."""
 
     def __init__(self, metrics: Metrics, kind: ObjectType, since: str | None,
-                 limit: int | None) -> None:
+                 limit: int | None, values: str = "strings") -> None:
         self.stats = ExportStats()
+        self.values = values  # how property values are written: strings or typed
         self.failure: Exception | None = None  # what cut the body short, if anything
         self._metrics = metrics
         self._kind = kind
@@ -160,6 +161,8 @@ class ExportCall:
         self._metrics.exports_in_progress.labels(self._kind.name).dec()
         self._metrics.exports.labels(self._kind.name, outcome).inc()
         self._metrics.export_seconds.labels(self._kind.name).observe(duration)
+        if stats.unparsed:
+            self._metrics.values_unparsed.labels(self._kind.name).inc(stats.unparsed)
         level = {"ok": logging.INFO, "client_gone": logging.WARNING}.get(outcome, logging.ERROR)
         if isinstance(failure, HubSpotError) and failure.status == 404:
             level = logging.WARNING  # the request named what HubSpot has not (a type's pipelines)
@@ -171,4 +174,5 @@ class ExportCall:
                        "upstream_calls": stats.upstream_calls, "retries": stats.retries,
                        "history_missing": stats.history_missing,
                        "duration_s": round(duration, 3), "outcome": outcome, "detail": message,
+                       "values": self.values, "unparsed_values": stats.unparsed,
                        "correlation_id": getattr(failure, "correlation_id", None)})
