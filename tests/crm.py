@@ -1,4 +1,5 @@
-"""A client for the sandbox's CRM endpoints of any object type, for the sandbox's tests."""
+"""A client for the sandbox's CRM endpoints of any object type, for the sandbox's tests; and
+the service's exports as the tests read them (`objects`, `problem`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import requests
+from starlette.testclient import TestClient
 
 from sandbox import Sandbox, SandboxServer
 
@@ -83,3 +86,18 @@ def serve(sandbox: Sandbox) -> Iterator[Crm]:
             yield crm
         finally:
             crm.session.close()
+
+
+def objects(service: TestClient, kind: str, **params: str) -> list[dict]:
+    """The entities the service exports of ``kind`` (asserting a 200)."""
+    response = service.get(f"/objects/{kind}", params=params)
+    assert response.status_code == 200, f"{kind} {params}: {response.status_code} {response.text[:500]}"
+    return orjson.loads(response.content)
+
+
+def problem(service: TestClient, url: str, status: int) -> dict:
+    """The service's problem+json answer to ``url`` (asserting its status)."""
+    response = service.get(url)
+    assert response.status_code == status, f"{url}: {response.status_code} {response.text[:500]}"
+    assert response.headers["content-type"] == "application/problem+json", response.headers
+    return response.json()

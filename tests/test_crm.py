@@ -14,21 +14,8 @@ from app.sync.workers import REQUEST_THREADS
 from sandbox import Sandbox, SandboxServer
 from sandbox.associations import PAGE_SIZE as ASSOCIATION_PAGE
 
-from .crm import Crm, modified_property
+from .crm import Crm, modified_property, objects, problem
 from .sesam import T0, settle
-
-
-def objects(service: TestClient, kind: str, **params) -> list[dict]:
-    response = service.get(f"/objects/{kind}", params=params)
-    assert response.status_code == 200, f"{kind} {params}: {response.status_code} {response.text[:500]}"
-    return orjson.loads(response.content)
-
-
-def problem(service: TestClient, url: str, status: int) -> dict:
-    response = service.get(url)
-    assert response.status_code == status, f"{url}: {response.status_code} {response.text[:500]}"
-    assert response.headers["content-type"] == "application/problem+json", response.headers
-    return response.json()
 
 
 class TestContacts:

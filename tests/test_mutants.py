@@ -111,7 +111,7 @@ MUTANTS = {
         ).test_an_id_outside_hubspots_range_is_a_502(service, sandbox, str(answers.MAX_ID + 1), None)),
     # The archived listing, which a mutation audit found unpinned (issue 21).
     "a listing that reads its first page only": (
-        Mutant(client.HubSpotClient, "archived_pages", "if page.after is None:", "if True:"),
+        Mutant(client, "_cursor_pages", "if page.after is None:", "if True:"),
         lambda service, sandbox, configure: listing.TestPaging().test_every_page_is_read(
             5, configure, sandbox)),
     "a listing that asks every type for contacts' modification property": (

@@ -15,7 +15,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-import orjson
 import pytest
 from starlette.testclient import TestClient
 
@@ -23,6 +22,7 @@ from app.object_types import LISTED_CHARS
 from sandbox import Fault, Sandbox
 from sandbox.portal import PORTAL_ID
 
+from .crm import objects, problem
 from .sesam import SesamPipe, assert_in_sync, settle
 
 # name -> (objectTypeId, or None where HubSpot publishes none; the read scopes of its search,
@@ -68,18 +68,6 @@ CARS_ID, CARS_FQN = "2-3508482", f"p{PORTAL_ID}_cars"
 MISSING_SCOPES = {"status": "error", "category": "MISSING_SCOPES",
                   "message": "This app hasn't been granted all required scopes to make this call."}
 
-
-def objects(service: TestClient, kind: str, **params: str) -> list[dict]:
-    response = service.get(f"/objects/{kind}", params=params)
-    assert response.status_code == 200, f"{kind} {params}: {response.status_code} {response.text[:500]}"
-    return orjson.loads(response.content)
-
-
-def problem(service: TestClient, url: str, status: int) -> dict:
-    response = service.get(url)
-    assert response.status_code == status, f"{url}: {response.status_code} {response.text[:500]}"
-    assert response.headers["content-type"] == "application/problem+json", response.headers
-    return response.json()
 
 
 class TestNewTypes:

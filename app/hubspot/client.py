@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import requests
@@ -129,15 +129,14 @@ class HubSpotClient:
         The listing stops with a 502 where HubSpot's paging does not end: a cursor it gave
         before, or more than `MAX_ARCHIVED_PAGES` pages; and with a 504 at ``deadline``
         (monotonic seconds), if given, checked before each page is asked for."""
-        after: str | None = None
-        seen: set[str] = set()
         what = f"list of archived {kind.name}"
-        for _ in range(MAX_ARCHIVED_PAGES):
+
+        def read(after: str | None, pages_read: int) -> ArchivedPage:
             if deadline is not None and time.monotonic() >= deadline:
                 raise HubSpotError(
                     504, "HubSpot listing too slow",
                     f"HubSpot's {what} did not end within HUBSPOT_ARCHIVED_LISTING_SECONDS "
-                    f"({self._settings.archived_listing_seconds:g} s); {len(seen) + 1} pages read.",
+                    f"({self._settings.archived_listing_seconds:g} s); {pages_read + 1} pages read.",
                     retryable=True)
             params: dict[str, Any] = {"archived": "true", "limit": self._settings.list_page_size,
                                       "properties": kind.modified_property}
@@ -146,37 +145,26 @@ class HubSpotClient:
             data, server_ms, calls = self._call("GET", f"/crm/v3/objects/{kind.path}",
                                                 params=params, endpoint="list", kind=kind.name,
                                                 scope=kind.scope)
-            page = answers.archived_page(data, kind, server_ms, calls)
-            yield page
-            if page.after is None:
-                return
-            if page.after in seen:
-                raise _endless(what, f"it gave the cursor {quote(page.after)} twice")
-            seen.add(after := page.after)
-        raise _endless(what, f"it went on past {MAX_ARCHIVED_PAGES} pages")
+            return answers.archived_page(data, kind, server_ms, calls)
+
+        return _cursor_pages(what, MAX_ARCHIVED_PAGES, read)
 
     def owner_pages(self, archived: bool) -> Iterator[OwnerPage]:
         """Every owner (``archived``: every deactivated one), a page of
         HUBSPOT_LIST_PAGE_SIZE at a time. Stops with a 502 where HubSpot's paging does not
         end: a cursor it gave before, or more than `MAX_OWNER_PAGES` pages."""
-        after: str | None = None
-        seen: set[str] = set()
         what = "list of deactivated owners" if archived else "list of owners"
-        for _ in range(MAX_OWNER_PAGES):
+
+        def read(after: str | None, pages_read: int) -> OwnerPage:
             params: dict[str, Any] = {"limit": self._settings.list_page_size,
                                       "archived": "true" if archived else "false"}
             if after is not None:
                 params["after"] = after
             data, server_ms, calls = self._call("GET", "/crm/v3/owners", params=params,
                                                 endpoint="owners", kind="owners", scope=OWNERS_SCOPE)
-            page = answers.owner_page(data, server_ms, calls, archived)
-            yield page
-            if page.after is None:
-                return
-            if page.after in seen:
-                raise _endless(what, f"it gave the cursor {quote(page.after)} twice")
-            seen.add(after := page.after)
-        raise _endless(what, f"it went on past {MAX_OWNER_PAGES} pages")
+            return answers.owner_page(data, server_ms, calls, archived)
+
+        return _cursor_pages(what, MAX_OWNER_PAGES, read)
 
     def pipelines(self, kind: ObjectType) -> tuple[list[Pipeline], int]:
         """(every pipeline of ``kind`` with its stages, requests it took). A type without
@@ -391,6 +379,32 @@ class HubSpotClient:
 
     def _quote(self, text: object) -> str:
         return quote(self._redactor.text(str(text)))
+
+
+class _Paged(Protocol):
+    @property
+    def after(self) -> str | None:
+        """Where the next page begins; None: this is the last."""
+
+
+PageT = TypeVar("PageT", bound=_Paged)
+
+
+def _cursor_pages(what: str, most: int, read: Callable[[str | None, int], PageT]) -> Iterator[PageT]:
+    """The pages ``read(after, pages_read)`` gives, each from the cursor the one before gave,
+    until one gives none. Stops with a 502 where HubSpot's paging of ``what`` does not end: a
+    cursor it gave before, or more than ``most`` pages."""
+    after: str | None = None
+    seen: set[str] = set()
+    for pages_read in range(most):
+        page = read(after, pages_read)
+        yield page
+        if page.after is None:
+            return
+        if page.after in seen:
+            raise _endless(what, f"it gave the cursor {quote(page.after)} twice")
+        seen.add(after := page.after)
+    raise _endless(what, f"it went on past {most} pages")
 
 
 def _endless(what: str, why: str) -> HubSpotError:
