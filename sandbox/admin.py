@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .common import ApiError, Reply, api_error, bad_request
+from .common import Reply, admin_reply, bad_request
 from .faults import SEARCH_WINDOWS, Fault
 
 if TYPE_CHECKING:
@@ -55,20 +55,12 @@ def handle_admin(sandbox: Sandbox, method: str, path: str, payload: Any, valid_j
         ("POST", "/_sandbox/stats/reset"): sandbox.reset_counters,
     }
     actions[("POST", "/_sandbox/objects")] = actions[("POST", "/_sandbox/contacts")]
-    action = actions.get((method, path))
-    try:
-        if action is None:
-            raise api_error(404, f"No sandbox route for {method} {path}")
+
+    def check() -> None:
         if not valid_json or (payload is not None and not isinstance(payload, dict)):
             raise bad_request("The body must be a JSON object.")
-        result = action()
-    except ApiError as stop:
-        return stop.reply
-    except KeyError as missing:
-        return api_error(404, f"Not found: {missing}").reply
-    except (TypeError, ValueError) as invalid:
-        return bad_request(str(invalid)).reply
-    return Reply(204, None) if result is None else Reply(200, result)
+
+    return admin_reply(method, path, actions.get((method, path)), check)
 
 
 def _admin_clock(sandbox: Sandbox, body: dict) -> dict:

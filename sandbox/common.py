@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -132,6 +133,26 @@ def api_error(status: int, message: str, headers: dict[str, str] | None = None, 
 
 def bad_request(message: str) -> ApiError:
     return api_error(400, message)
+
+
+def admin_reply(method: str, path: str, action: Callable[[], Any] | None,
+                check: Callable[[], None] | None = None) -> Reply:
+    """The reply of a sandbox admin route: ``action``'s result (204 when None), a 404 for no
+    route or an unknown id (KeyError), a 400 for a value it refuses (TypeError, ValueError)
+    or that ``check`` refuses before it runs."""
+    try:
+        if action is None:
+            raise api_error(404, f"No sandbox route for {method} {path}")
+        if check is not None:
+            check()
+        result = action()
+    except ApiError as stop:
+        return stop.reply
+    except KeyError as missing:
+        return api_error(404, f"Not found: {missing}").reply
+    except (TypeError, ValueError) as invalid:
+        return bad_request(str(invalid)).reply
+    return Reply(204, None) if result is None else Reply(200, result)
 
 
 def int_param(value: Any, name: str, default: int, low: int, high: int | None) -> int:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .clock import Clock
-from .common import DAY_MS, ApiError, Reply, api_error, bad_request, int_param, iso, mix
+from .common import DAY_MS, Reply, admin_reply, bad_request, int_param, iso, mix
 
 OWNERS_SCOPE = "crm.objects.owners.read"
 SCOPES = {"owners": (OWNERS_SCOPE,)}  # endpoints that concern no object type, and their scopes
@@ -275,18 +275,7 @@ class Reference:
                 str(body["type"]), str(body["id"]), bool(body.get("vanish", False))),
             ("GET", "owners"): lambda: {"active": self.owners(), "deactivated": self.owners(archived=True)},
         }
-        action = actions.get((method, path.removeprefix("/_sandbox/reference/")))
-        try:
-            if action is None:
-                raise api_error(404, f"No sandbox route for {method} {path}")
-            result = action()
-        except ApiError as stop:
-            return stop.reply
-        except KeyError as missing:
-            return api_error(404, f"Not found: {missing}").reply
-        except (TypeError, ValueError) as invalid:
-            return bad_request(str(invalid)).reply
-        return Reply(204, None) if result is None else Reply(200, result)
+        return admin_reply(method, path, actions.get((method, path.removeprefix("/_sandbox/reference/"))))
 
 
 def _encode(last: int) -> str:

@@ -156,10 +156,9 @@ class Reference:
             stats.count_calls(calls)
             groups, calls = self._client.property_groups(kind)
             stats.count_calls(calls)
-            names = {definition.name for definition in live}
             sent: set[str] = set()
-            for definition in (*live, *(d for d in archived if d.name not in names)):
-                if definition.name in sent:  # one entity per name
+            for definition in (*live, *archived):
+                if definition.name in sent:  # one entity per name, the live one first
                     continue
                 sent.add(definition.name)
                 label = groups.get(definition.group) if definition.group is not None else None
