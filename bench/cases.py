@@ -751,8 +751,9 @@ def b12_hubspots_limits(sizes: Sizes, notes: list[str]) -> list[Row]:
     HTTP at HubSpot's whole search limit (5/s), by a service whose budgets adapt to 429s and
     by one built with a plain limiter (`Budget(adaptive=False)`), against a search limit
     that counts arrivals as an independent fake HubSpot did (`search_window: sliding`, with
-    `search_jitter_ms`): the 429s drawn, the searches, the wall time and the rate against
-    the ceiling."""
+    `search_jitter_ms`), each export a fresh service, `B12_EXPORT_RUNS` of each interleaved:
+    the 429s drawn against the searches sent, and the rate against that of the same exports
+    with no search limit at HubSpot (what the budget alone reaches on this machine now)."""
     rows = []
     for budget, spaced in ((DEFAULTS.general_rate_per_10s, True), (TEN_SECOND_LIMIT, True),
                            (DEFAULTS.general_rate_per_10s, False)):
@@ -768,30 +769,41 @@ def b12_hubspots_limits(sizes: Sizes, notes: list[str]) -> list[Row]:
                         f"{SECONDLY_LIMIT} calls/s (HubSpot's)", f"{ratio:.2f}", "0 429s",
                         run["refused"] == 0, run))
     n, latency, budget = sizes.b12_contacts, sizes.b5_latency_ms, SEARCH_LIMIT
-    ceiling = budget * DEFAULTS.search_page_size
+    runs: dict[str, list[dict[str, Any]]] = {"reference": [], "adaptive": [], "plain": []}
     with running(SandboxProcess(n, SEED)) as sandbox:
         live = len(sandbox.truth()["live"])
-        sandbox.configure(latency, SEARCH_LIMIT, GENERAL_LIMIT)
-        sandbox.admin("POST", "config", {"search_window": "sliding", "search_jitter_ms": B12_JITTER_MS})
-        for adaptive in (True, False):
-            run = export_at_the_limit(sandbox, budget, adaptive)
-            expect(run["entities"], live, f"B12 export, {'adaptive' if adaptive else 'not adaptive'}", notes)
-            ratio = run["rate"] / ceiling
-            how = "adaptive" if adaptive else "not adaptive (the plain limiter)"
-            rows.append(Row("B12", f"export of {n:,} over HTTP at {budget}/s, {how}, {latency} ms latency, "
-                            f"HubSpot {SEARCH_LIMIT}/s counting arrivals in a sliding second (inclusive, "
-                            f"ms stamps, 0-{B12_JITTER_MS} ms arrival jitter)",
-                            f"{plural(run['refused'], '429')} of {run['searches']} searches, "
-                            f"{rate(run['rate'])}, {run['seconds']:.1f} s",
-                            f"ceiling {ceiling:,}/s ({budget}/s x {DEFAULTS.search_page_size})", f"{ratio:.2f}",
-                            ">= 0.90, <= 1 429", ratio >= 0.9 and run["refused"] <= 1,
-                            {"contacts": n, "ceiling": ceiling, "ratio": ratio, **run}))
+        for _ in range(B12_EXPORT_RUNS):  # interleaved, so that the machine's load falls on each alike
+            for how, kept in runs.items():
+                limited = how != "reference"
+                sandbox.configure(latency, SEARCH_LIMIT if limited else None, GENERAL_LIMIT)
+                sandbox.admin("POST", "config", {"search_window": "sliding", "search_jitter_ms": B12_JITTER_MS})
+                run = export_at_the_limit(sandbox, budget, adaptive=how != "plain")
+                expect(run["entities"], live, f"B12 export, {how}", notes)
+                kept.append(run)
+    reference = sum(run["entities"] for run in runs["reference"]) / sum(run["seconds"] for run in runs["reference"])
+    window = (f"HubSpot {SEARCH_LIMIT}/s counting arrivals in a sliding second (inclusive, ms stamps, "
+              f"0-{B12_JITTER_MS} ms arrival jitter)")
+    for how, label in (("adaptive", "adaptive"), ("plain", "not adaptive (the plain limiter)")):
+        done = runs[how]
+        searches, refused = sum(run["searches"] for run in done), sum(run["refused"] for run in done)
+        speed = sum(run["entities"] for run in done) / sum(run["seconds"] for run in done)
+        ratio = speed / reference
+        each = ", ".join(str(run["refused"]) for run in done)
+        rows.append(Row("B12", f"{len(done)} exports of {n:,} over HTTP at {budget}/s, {label}, {latency} ms "
+                        f"latency, {window}",
+                        f"{plural(refused, '429')} of {searches} searches ({each}), {rate(speed)}",
+                        f"{rate(reference)}: the same exports with no search limit at HubSpot", f"{ratio:.2f}",
+                        ">= 0.90, <= 1 429 per 100 searches",
+                        ratio >= 0.9 and refused * 100 <= searches,
+                        {"contacts": n, "ratio": ratio, "reference_rate": reference, "rate": speed,
+                         "searches": searches, "refused": refused, "runs": done, "reference_runs": runs["reference"]}))
     return rows
 
 
 # The arrival jitter of B12 (b)'s sandbox: each search reaches its limit 0..this many ms after
 # it was sent (threads and network), as arrivals bunched at the independent fake HubSpot.
 B12_JITTER_MS = 40
+B12_EXPORT_RUNS = 2  # of each export in B12 (b)
 
 
 @contextmanager

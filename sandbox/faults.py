@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
+import math
 import random
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -157,23 +159,40 @@ def _renumbered(value: Any, suffix: str) -> Any:
 SEARCH_WINDOWS = ("admitted", "arrivals", "sliding")
 SECOND, TEN_SECONDS = 1.0, 10.0
 SECOND_MS = 1000
+# How far out of order the windows take arrivals: a request counted late (its thread got the
+# CPU late) still counts at its receipt. Older stamps than this behind the newest are dropped.
+KEPT_SECONDS = 30.0
 
 
 class Gate:
-    """The armed faults and the rate-limit windows every API request passes through."""
+    """The armed faults and the rate-limit windows every API request passes through.
 
-    def __init__(self, lock: threading.RLock) -> None:
-        self._lock = lock
-        self.faults: list[Fault] = []
-        # Monotonic times of the requests counted in the current rate-limit windows.
-        self._admitted: dict[str, deque[float]] = {"search": deque(), "general": deque(),
-                                                   "secondly": deque()}
-        self._arrived_ms: deque[int] = deque()  # the "sliding" search window's arrivals
+    It has a lock of its own, held only for a few list operations: a gateway counts each
+    request when it arrives, whatever the servers behind it are busy with. (On the portal's
+    lock, a search that arrived while another was being answered was counted only once that
+    answer was built, hundreds of ms late on a loaded machine, so requests sent evenly were
+    counted in bunches: bench B12 measured the sandbox, not the client.)"""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        # Receipt times (monotonic s; the "sliding" window's whole ms) of the requests counted
+        # in each rate-limit window, in order.
+        self._counted: dict[str, list[float]] = {"search": [], "general": [], "secondly": [], "sliding": []}
         self._jitter = random.Random(0)  # the searches' arrival jitter: the same every run
+
+    def inject(self, fault: Fault) -> None:
+        """Arm a copy of ``fault`` (its skip/times count down as requests hit it)."""
+        with self._lock:
+            self._faults.append(dataclasses.replace(fault))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
 
     def take_fault(self, endpoint: str) -> Fault | None:
         with self._lock:
-            for fault in self.faults:
+            for fault in self._faults:
                 if fault.endpoint not in (endpoint, "any"):
                     continue
                 if fault.skip:
@@ -182,36 +201,39 @@ class Gate:
                 if fault.times is not None:
                     fault.times -= 1
                     if fault.times == 0:
-                        self.faults.remove(fault)
+                        self._faults.remove(fault)
                 return fault
         return None
 
     def admit(self, endpoint: str, search_limit: int | None, general_limit: int | None,
               secondly_limit: int | None = None, search_window: str = "admitted",
-              search_jitter_ms: float = 0) -> dict[str, str]:
+              search_jitter_ms: float = 0, received: float | None = None) -> dict[str, str]:
         """Rate limiting on real time; returns the rate-limit headers of the response.
 
+        ``received`` is when the request reached the sandbox (monotonic s; None: now): each
+        window counts it then, however long its thread took to get here.
         Search: `search_limit` per second, counted as `search_window` says (`SEARCH_WINDOWS`),
-        each search first held up a random 0..`search_jitter_ms` (the network and threads
-        between a client and HubSpot's gateway: requests sent evenly arrive bunched).
+        each search first held up a random 0..`search_jitter_ms` (the network between a
+        client and HubSpot's gateway: requests sent evenly arrive a little bunched).
         The other calls: `general_limit` per rolling 10 s and, when that is on,
         `secondly_limit` per rolling second (None: none), as HubSpot counts a private app's
         calls; their answers say both, as HubSpot's do."""
+        arrived = time.monotonic() if received is None else received
         if endpoint == "search":
             if search_limit is None:
                 return {}
             if search_jitter_ms > 0:
                 with self._lock:
-                    delay = self._jitter.uniform(0, search_jitter_ms)
-                time.sleep(delay / 1000)
+                    delay = self._jitter.uniform(0, search_jitter_ms) / 1000
+                time.sleep(delay)
+                arrived += delay
             with self._lock:
                 if search_window == "sliding":
-                    allowed = self._arrival(search_limit)
+                    allowed = self._arrival(math.floor(arrived * SECOND_MS), search_limit)
                 else:
-                    window = self._window("search", SECOND)
-                    allowed = len(window) < search_limit
+                    allowed = self._count("search", arrived, SECOND) < search_limit
                     if allowed or search_window == "arrivals":
-                        window.append(time.monotonic())
+                        self._add("search", arrived)
             # Real search sends no rate-limit headers and no Retry-After.
             if not allowed:
                 raise _rate_limited("SECONDLY", "You have reached your secondly limit.")
@@ -219,42 +241,45 @@ class Gate:
         if general_limit is None:
             return {}
         with self._lock:
-            ten, second = self._window("general", TEN_SECONDS), self._window("secondly", SECOND)
-            within_ten = len(ten) < general_limit
-            within_second = secondly_limit is None or len(second) < secondly_limit
+            ten, second = self._count("general", arrived, TEN_SECONDS), self._count("secondly", arrived, SECOND)
+            within_ten = ten < general_limit
+            within_second = secondly_limit is None or second < secondly_limit
             if within_ten and within_second:
-                now = time.monotonic()
-                ten.append(now)
-                second.append(now)
+                self._add("general", arrived)
+                self._add("secondly", arrived)
+                ten, second = ten + 1, second + 1
             headers = {
                 "X-HubSpot-RateLimit-Max": str(general_limit),
-                "X-HubSpot-RateLimit-Remaining": str(general_limit - len(ten)),
+                "X-HubSpot-RateLimit-Remaining": str(general_limit - ten),
                 "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
             }
             if secondly_limit is not None:
                 headers["X-HubSpot-RateLimit-Secondly"] = str(secondly_limit)
-                headers["X-HubSpot-RateLimit-Secondly-Remaining"] = str(max(0, secondly_limit - len(second)))
+                headers["X-HubSpot-RateLimit-Secondly-Remaining"] = str(max(0, secondly_limit - second))
         if not within_ten:
             raise _rate_limited("TEN_SECONDLY_ROLLING", "You have reached your ten_secondly_rolling limit.", headers)
         if not within_second:
             raise _rate_limited("SECONDLY", "You have reached your secondly limit.", headers)
         return headers
 
-    def _arrival(self, limit: int) -> bool:
-        """A search arriving now, counted in the "sliding" window (under the lock): whether
-        fewer than ``limit`` searches arrived in the 1000 ms up to now, both ends included."""
-        now = time.monotonic_ns() // 1_000_000
-        arrived = self._arrived_ms
-        while arrived and arrived[0] < now - SECOND_MS:
-            arrived.popleft()
-        allowed = len(arrived) < limit
-        arrived.append(now)
+    def _arrival(self, stamp_ms: int, limit: int) -> bool:
+        """A search stamped ``stamp_ms``, counted in the "sliding" window (under the lock):
+        whether fewer than ``limit`` searches arrived in the 1000 ms up to it, both ends
+        included."""
+        stamps = self._counted["sliding"]
+        allowed = bisect.bisect_right(stamps, stamp_ms) - bisect.bisect_left(stamps, stamp_ms - SECOND_MS) < limit
+        self._add("sliding", stamp_ms, KEPT_SECONDS * SECOND_MS)
         return allowed
 
-    def _window(self, name: str, seconds: float) -> deque[float]:
-        """The times counted in window `name` within the last `seconds`; under the lock."""
-        counted = self._admitted[name]
-        now = time.monotonic()
-        while counted and counted[0] <= now - seconds:
-            counted.popleft()
-        return counted
+    def _count(self, name: str, arrived: float, seconds: float) -> int:
+        """The requests window ``name`` counts in the ``seconds`` up to ``arrived``, the far
+        end excluded (under the lock)."""
+        counted = self._counted[name]
+        return bisect.bisect_right(counted, arrived) - bisect.bisect_right(counted, arrived - seconds)
+
+    def _add(self, name: str, arrived: float, kept: float = KEPT_SECONDS) -> None:
+        """Count a request in window ``name`` at ``arrived``, in order, forgetting those
+        ``kept`` older than the newest (under the lock)."""
+        counted = self._counted[name]
+        bisect.insort(counted, arrived)
+        del counted[:bisect.bisect_left(counted, counted[-1] - kept)]

@@ -220,7 +220,7 @@ class Sandbox:
 
         self._associations = Associations(self._store)
         self.reference = Reference(self._clock)  # owners, pipelines, property groups
-        self._gate = Gate(self._lock)
+        self._gate = Gate()
         self._hook: Callable[[int], None] | None = None
         self._hook_count = 0
         self._counts: dict[str, int] = dict.fromkeys(_TYPE_GROUPS, 0)
@@ -371,13 +371,10 @@ class Sandbox:
 
     def inject(self, fault: Fault) -> None:
         """Arm a fault; several are tried in injection order and at most one hits a request."""
-        with self._lock:
-            # A copy: its skip/times count down as requests hit it.
-            self._gate.faults.append(dataclasses.replace(fault))
+        self._gate.inject(fault)
 
     def clear_faults(self) -> None:
-        with self._lock:
-            self._gate.faults.clear()
+        self._gate.clear()
 
     def request_counts(self) -> dict[str, int]:
         """API requests per endpoint since the last reset_counters() (what /_sandbox/stats tells)."""
@@ -436,6 +433,7 @@ class Sandbox:
         """The reply to one API request, and the fault that says how to write it when the
         HTTP server must misbehave itself (kinds in `faults.DELIVERED`: cut short, trickled,
         endless, huge or raw)."""
+        received = time.monotonic()  # when HubSpot's gateway would count it
         endpoint, params = self._route(request)
         delivery: Fault | None = None
         try:
@@ -461,11 +459,12 @@ class Sandbox:
                                          dict(fault.headers or {})))
                 else:
                     raise ApiError(fault.reply())
-            # Counted on arrival, as HubSpot's gateway does; then the latency, as HubSpot's
-            # servers take their time (a limit counted after a sleep would count when the
-            # sleeping thread gets the CPU back, which on a loaded machine is late).
+            # Counted when it was received, as HubSpot's gateway counts, however long this
+            # thread then took to get here (on a loaded machine, hundreds of ms); then the
+            # latency, as HubSpot's servers take their time.
             headers = self._gate.admit(endpoint, self.search_rate_per_second, self.general_rate_per_10s,
-                                       self.general_rate_per_second, self.search_window, self.search_jitter_ms)
+                                       self.general_rate_per_second, self.search_window, self.search_jitter_ms,
+                                       received)
             if self.latency_ms > 0:
                 time.sleep(self.latency_ms / 1000)
             reply = {"search": self._search_reply, "list": self._list_reply, "properties": self._properties_reply,

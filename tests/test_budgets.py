@@ -8,7 +8,6 @@ B12, not asserted."""
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -27,7 +26,7 @@ from app.hubspot.budget import (
 )
 from app.object_types import standard_types
 from sandbox import Fault, Sandbox, SandboxServer
-from sandbox.common import ApiError
+from sandbox.common import ApiError, Request
 from sandbox.faults import Gate
 from sandbox.portal import GENERAL_RATE_PER_SECOND
 
@@ -215,13 +214,13 @@ class TestSandboxLimits:
     def test_general_calls_are_also_limited_per_second(self, gate_clock: FakeClock) -> None:
         """Beside 110 per 10 s, 11 a second: the 12th call within one second is a 429
         SECONDLY; a second later there is room again."""
-        gate = Gate(threading.RLock())
+        gate = Gate()
         statuses = outcomes(gate, gate_clock, [i * 0.05 for i in range(12)] + [1.01],
                             endpoint="list", search_limit=None, general_limit=110, secondly_limit=11)
         assert statuses == [200] * 11 + [429, 200], statuses
 
     def test_the_per_second_refusal_names_its_policy(self, gate_clock: FakeClock) -> None:
-        gate = Gate(threading.RLock())
+        gate = Gate()
         gate.admit("list", None, 110, 1)
         with pytest.raises(ApiError) as refused:
             gate.admit("list", None, 110, 1)
@@ -234,9 +233,9 @@ class TestSandboxLimits:
         "admitted" window has room again (it counts the two let through), the "arrivals"
         window does not (the refused one arrived within the last 1000 ms)."""
         times = [0, 0.5, 0.6, 1.05]
-        admitted = outcomes(Gate(threading.RLock()), gate_clock, times, endpoint="search",
+        admitted = outcomes(Gate(), gate_clock, times, endpoint="search",
                             search_limit=2, general_limit=None)
-        arrivals = outcomes(Gate(threading.RLock()), gate_clock, times, endpoint="search",
+        arrivals = outcomes(Gate(), gate_clock, times, endpoint="search",
                             search_limit=2, general_limit=None, search_window="arrivals")
         assert (admitted, arrivals) == ([200, 200, 429, 200], [200, 200, 429, 429]), (admitted, arrivals)
 
@@ -247,9 +246,9 @@ class TestSandboxLimits:
         ends as an independent gateway counts, refuses the sixth: a client spaced exactly at
         the limit draws 429s there."""
         times = [0, 0.2, 0.4, 0.6, 0.8, 1.0]
-        arrivals = outcomes(Gate(threading.RLock()), gate_clock, times, endpoint="search",
+        arrivals = outcomes(Gate(), gate_clock, times, endpoint="search",
                             search_limit=5, general_limit=None, search_window="arrivals")
-        sliding = outcomes(Gate(threading.RLock()), gate_clock, times, endpoint="search",
+        sliding = outcomes(Gate(), gate_clock, times, endpoint="search",
                            search_limit=5, general_limit=None, search_window="sliding")
         assert (arrivals, sliding) == ([200] * 6, [200] * 5 + [429]), (arrivals, sliding)
 
@@ -257,21 +256,52 @@ class TestSandboxLimits:
             self, gate_clock: FakeClock) -> None:
         """At 2/s: the refused third search still counts, so one 1000 ms after it is refused
         (it meets the second and the third); 1001 ms after the third there is room."""
-        statuses = outcomes(Gate(threading.RLock()), gate_clock, [0, 0.5, 0.6, 1.5, 2.501],
+        statuses = outcomes(Gate(), gate_clock, [0, 0.5, 0.6, 1.5, 2.501],
                             endpoint="search", search_limit=2, general_limit=None, search_window="sliding")
         assert statuses == [200, 200, 429, 429, 200], statuses
+
+    def test_a_request_counts_when_it_was_received_not_when_its_thread_got_there(
+            self, gate_clock: FakeClock) -> None:
+        """At 2 searches/s (sliding): two searches received at 0 and 0.1 s; a third received
+        at 0.5 s but reaching the gate only at 1.2 s (its thread waited for the CPU) meets
+        both in its second and is refused. Counted when it reached the gate, it would have
+        met neither: the sandbox would count its own stalls, not the client's rate."""
+        gate, start = Gate(), gate_clock.now
+        limits = {"endpoint": "search", "search_limit": 2, "general_limit": None, "search_window": "sliding"}
+        for at in (0, 0.1):
+            gate_clock.now = start + at
+            gate.admit(**limits)  # type: ignore[arg-type]
+        gate_clock.now = start + 1.2
+        with pytest.raises(ApiError) as refused:
+            gate.admit(**limits, received=start + 0.5)  # type: ignore[arg-type]
+        assert refused.value.reply.status == 429, "a late-processed search was counted when processed"
+
+    def test_the_portal_counts_a_search_at_its_receipt(self, gate_clock: FakeClock, sandbox: Sandbox) -> None:
+        """Through the portal: a search held up 1.5 s before the gate (a `hang` fault) is
+        counted when it was received, so another search 1.6 s after the first is let
+        through at 1 search/s; counted after its hold-up, the second would be refused."""
+        sandbox.search_rate_per_second, sandbox.search_window = 1, "sliding"
+        sandbox.inject(Fault(kind="hang", endpoint="search", seconds=1.5, times=1))
+        statuses = []
+        for _ in range(2):
+            reply, _ = sandbox.handle_api(Request("POST", "/crm/v3/objects/contacts/search",
+                                                  "/crm/v3/objects/contacts/search", {},
+                                                  f"Bearer {sandbox.token}", {"limit": 1}, True, "http://sandbox"))
+            statuses.append(reply.status)
+            gate_clock.now += 0.1
+        assert statuses == [200, 200], f"the search after a held-up one was refused: {statuses}"
 
     def test_searches_arrive_with_jitter(self, gate_clock: FakeClock) -> None:
         """With search_jitter_ms, each search is held up 0..that many ms before the limit
         counts it (the same draws in every run), so searches sent evenly arrive bunched."""
-        gate = Gate(threading.RLock())
+        gate = Gate()
         outcomes(gate, gate_clock, [i * 0.3 for i in range(20)], endpoint="search", search_limit=5,
                  general_limit=None, search_window="sliding", search_jitter_ms=40)
         delays = gate_clock.sleeps
         assert len(delays) == 20 and all(0 <= d <= 0.04 for d in delays), delays
         assert len(set(delays)) == 20, f"the delays do not vary: {delays}"
         gate_clock.sleeps = []
-        outcomes(Gate(threading.RLock()), gate_clock, [i * 0.3 for i in range(20)], endpoint="search",
+        outcomes(Gate(), gate_clock, [i * 0.3 for i in range(20)], endpoint="search",
                  search_limit=5, general_limit=None, search_window="sliding", search_jitter_ms=40)
         assert gate_clock.sleeps == delays, "the jitter differs from run to run"
 
