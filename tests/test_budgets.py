@@ -23,8 +23,10 @@ from app.hubspot.budget import (
     MIN_SHARE,
     RECOVERY_PER_SUCCESS,
     Budget,
+    search_budget,
 )
 from app.object_types import standard_types
+from bench.budget_model import drive
 from sandbox import Fault, Sandbox, SandboxServer
 from sandbox.common import ApiError, Request
 from sandbox.faults import Gate
@@ -57,6 +59,12 @@ class Unlimited:
 
     def try_acquire(self, name: str) -> bool:
         return True
+
+
+class Buffered(Unlimited):
+    """An unlimited limiter with pyrate-limiter's buffer: what it adds to a window it waits out."""
+
+    buffer_ms = 50
 
 
 def budget(per_second: float | None, clock: FakeClock) -> Budget:
@@ -136,28 +144,31 @@ class TestAdaptation:
         assert adaptive.per_second == 5, f"{adaptive.per_second}/s after many successes"
 
     def test_the_lowered_rate_spaces_the_calls(self) -> None:
+        """A 429 spaces the very next call at the lowered rate, not only those after it."""
         clock = FakeClock()
         adaptive = budget(5, clock)
         adaptive.acquire()
         adaptive.limited()
         adaptive.acquire()
         adaptive.acquire()
-        assert clock.sleeps == [0.2, pytest.approx(1 / (5 * DECREASE))], clock.sleeps
+        assert clock.sleeps == [pytest.approx(1 / (5 * DECREASE))] * 2, clock.sleeps
 
     def test_a_budget_counting_hubspots_own_window_is_spaced_only_while_lowered(self) -> None:
-        """Search's limiter counts HubSpot's own second, so at the full rate its bursts are
-        HubSpot's limit already; after a 429 its calls are spaced at the lowered rate, until
-        successes have brought it back."""
+        """Search's budget (`search_budget`): its limiter counts HubSpot's own second, so at
+        the full rate its bursts are HubSpot's limit already and the budget adds no wait.
+        After a 429 the calls still go five together, but five in the limiter's window as
+        it keeps it (a second and its buffer) lengthened by 1 / share, until successes have
+        brought the rate back."""
         clock = FakeClock()
-        search = Budget(Unlimited(), 5, spaced_at_full_rate=False,  # type: ignore[arg-type]
-                        sleep=clock.sleep, monotonic=clock.monotonic)
-        search.acquire()
-        search.acquire()
+        search = search_budget(5, Buffered(), sleep=clock.sleep, monotonic=clock.monotonic)  # type: ignore[arg-type]
+        for _ in range(10):
+            search.acquire()
         assert clock.sleeps == [] and search.per_second is None, clock.sleeps
         search.limited()
-        search.acquire()
-        search.acquire()
-        assert clock.sleeps == [pytest.approx(1 / (5 * DECREASE))], clock.sleeps
+        for _ in range(10):
+            search.acquire()
+        window = (1 + Buffered.buffer_ms / 1000) / DECREASE
+        assert clock.sleeps == [pytest.approx(window)] * 2, f"{clock.sleeps}: not five a {window:.3f} s"
         for _ in range(round(1 / RECOVERY_PER_SUCCESS)):
             search.succeeded()
         assert search.per_second is None, search.per_second
@@ -182,6 +193,35 @@ class TestAdaptation:
             clock.now += DECREASE_HOLD_SECONDS
             adaptive.limited()
         assert adaptive.per_second == pytest.approx(5 * MIN_SHARE), adaptive.per_second
+
+
+class TestAgainstHubSpotsWindow:
+    """The search budget against the sandbox's sliding search window, on a fake clock
+    (`bench.budget_model`, bench B16): searches that arrive late at random, as the network
+    delivers them. Deterministic: a seeded draw, no real time."""
+
+    @pytest.mark.parametrize("jitter_ms", [80, 120, 160, 240])
+    def test_the_adaptive_budget_draws_almost_no_429s_whatever_the_jitter(self, jitter_ms: int) -> None:
+        """At HubSpot's whole limit (5/s), 2,000 searches arriving 0..J ms late: the
+        adaptive budget draws at most 1 429 in 100 searches and keeps 0.80 of the limit."""
+        adaptive = drive(2000, jitter_ms, adaptive=True)
+        assert adaptive.refused_per_100 <= 1 and adaptive.share >= 0.8, (
+            f"{jitter_ms} ms: {adaptive.refused} 429s at {adaptive.share:.3f} of the limit")
+
+    @pytest.mark.parametrize("jitter_ms", [120, 160, 240])
+    def test_without_adapting_late_arrivals_draw_429s_at_every_bursts_edge(self, jitter_ms: int) -> None:
+        """The same searches through the plain limiter (`adaptive=False`): once arrivals are
+        later than its 50 ms buffer, HubSpot's window catches bursts' edges again and again,
+        at least five times as often as the adaptive budget's."""
+        adaptive, plain = drive(2000, jitter_ms, adaptive=True), drive(2000, jitter_ms, adaptive=False)
+        assert plain.refused >= 5 * max(1, adaptive.refused), (
+            f"{jitter_ms} ms: the plain limiter drew {plain.refused} 429s, the adaptive {adaptive.refused}")
+
+    def test_on_time_arrivals_draw_none_at_the_whole_limit(self) -> None:
+        """With arrivals on time (0..40 ms late: inside pyrate-limiter's 50 ms buffer), the
+        budget never meets HubSpot's window and runs at its whole rate (five a 1.05 s)."""
+        outcome = drive(2000, 40, adaptive=True)
+        assert outcome.refused == 0 and outcome.share >= 0.95, outcome
 
 
 # --------------------------------------------------------------------------- the sandbox

@@ -39,7 +39,7 @@ from ..object_types import ID_PROPERTY, SCHEMAS_SCOPE, ObjectType, Schema
 from ..redact import Redactor, quote
 from . import answers
 from .answers import ArchivedPage, Associations, Histories, OwnerPage, Pipeline, PropertyDefinition, SearchPage
-from .budget import Budget, RateWindow
+from .budget import Budget, RateWindow, search_budget
 from .errors import HubSpotError
 from .transport import CURRENT, AnswerTooLarge, AnswerTooSlow, BoundedAdapter, Watch, read_bounded
 
@@ -84,8 +84,7 @@ class HubSpotClient:
         # spaced at the lowest of their rate and what HubSpot's headers announce (their
         # limiter counts 10 s, HubSpot a second too); search, whose limiter counts HubSpot's
         # second, only while a 429 has lowered its rate.
-        self._search_budget = Budget(Limiter(Rate(settings.search_rate_per_second, Duration.SECOND)),
-                                     settings.search_rate_per_second, spaced_at_full_rate=False)
+        self._search_budget = search_budget(settings.search_rate_per_second)
         self._general_budget = Budget(Limiter(Rate(settings.general_rate_per_10s, 10 * Duration.SECOND)),
                                       settings.general_rate_per_10s / 10)
         self._window = RateWindow(sleep, monotonic)
