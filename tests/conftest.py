@@ -123,6 +123,24 @@ hypothesis_settings.register_profile(
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each Schemathesis test named by its operation, and in the mutation run, the fastest
+    tests first."""
+    _name_each_operation(items)
+    _fastest_first_when_mutating(items)
+
+
+def _name_each_operation(items: list[pytest.Item]) -> None:
+    """Schemathesis 4.32 on pytest 9.2 gives every operation's test one node id
+    (`test_every_answer_conforms`, nine times). pytest-xdist schedules by node id, so it ran
+    one of them and dropped the others; `-k` and the reports could not tell them apart
+    either. Each gets its operation as its parameter: `…[GET /get_contacts]`."""
+    for item in items:
+        label = getattr(item, "operation_label", None)
+        if label is not None and item._id.params is None:  # type: ignore[attr-defined]
+            item._id = item._id.with_params(label)  # type: ignore[attr-defined]
+
+
+def _fastest_first_when_mutating(items: list[pytest.Item]) -> None:
     """In the mutation run, the fastest tests first: mutmut hands a mutant's tests over
     unordered and stops at the first failure, so a killed mutant then dies early. The
     durations are those of mutmut's own clean run (in its working directory)."""

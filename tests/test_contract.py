@@ -30,8 +30,6 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(_settings))
 
 MIN_CASES = 1000  # generated requests per run, across all operations
 _cases: list[str] = []
-# The count above is this process's: under pytest-xdist every operation runs in one worker.
-pytestmark = pytest.mark.xdist_group("schemathesis")
 
 
 @pytest.fixture(scope="module", autouse=True)

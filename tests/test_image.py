@@ -32,8 +32,6 @@ LIMITS = ["--ulimit", f"nofile={os.sysconf('SC_OPEN_MAX')}:{os.sysconf('SC_OPEN_
           "--ulimit", "nproc=32768:32768"]
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # the host's, for pip in the build only
 BUILD_SECONDS = 600
-# One worker builds the image once (a module fixture), never two builds at once under xdist.
-pytestmark = pytest.mark.xdist_group("image")
 
 
 def cannot_run() -> str | None:

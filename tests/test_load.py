@@ -29,8 +29,7 @@ from .sesam import T0
 
 ROOT = Path(__file__).resolve().parent.parent
 # The first test also runs the ten exports (a module fixture) at HubSpot's real rates.
-# Its tests share one process (xdist): the ten exports are a module fixture, run once.
-pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("load")]
+pytestmark = pytest.mark.timeout(600)
 # At 4 searches/s shared by ten exports, 2,000 contacts each take about 40 s in all.
 CONTACTS = 2_000
 SEARCH_RATE = 4  # the service's default search budget per second (not configured here)
