@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from connexion.spec import Specification
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from starlette.testclient import TestClient
@@ -17,6 +19,37 @@ from app.web import create_app
 from sandbox import Sandbox, SandboxServer
 
 from .sesam import SETTLE_SECONDS, T0
+
+
+def _read_the_spec_once() -> None:
+    """Most tests build the service (`create_app`, as `python -m app` does), and Connexion
+    then parses openapi.yaml (pure-Python YAML) and validates it against the OpenAPI schema
+    every time: 0.35 s of a build's 0.37 on an idle core, minutes over the suite. Both are pure
+    functions of the file's bytes, so the suite does each once per content: a build still
+    gets its own copy of the parsed spec (Connexion changes it), and a changed file (or a
+    spec a test writes) is parsed and validated afresh."""
+    parse = Specification._load_spec_from_file
+    validate = Specification._validate_spec.__func__  # type: ignore[attr-defined]
+    parsed: dict[tuple[str, bytes, str], Any] = {}
+    valid: set[tuple[type, str]] = set()
+
+    def parse_once(arguments: dict[str, Any] | None, specification: Path) -> Any:
+        key = (str(specification), specification.read_bytes(), repr(arguments))
+        if key not in parsed:
+            parsed[key] = parse(arguments, specification)
+        return copy.deepcopy(parsed[key])
+
+    def validate_once(cls: type, spec: Any) -> None:
+        key = (cls, repr(spec))
+        if key not in valid:
+            validate(cls, spec)  # raises on an invalid spec, which is then not remembered
+            valid.add(key)
+
+    Specification._load_spec_from_file = staticmethod(parse_once)  # type: ignore[method-assign]
+    Specification._validate_spec = classmethod(validate_once)  # type: ignore[method-assign,assignment]
+
+
+_read_the_spec_once()
 
 # How long the fixtures' services wait for a renewal of the archived snapshot under way. The
 # service's default is 0 (an incremental export never waits for a listing once a snapshot
@@ -90,6 +123,24 @@ hypothesis_settings.register_profile(
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each Schemathesis test named by its operation, and in the mutation run, the fastest
+    tests first."""
+    _name_each_operation(items)
+    _fastest_first_when_mutating(items)
+
+
+def _name_each_operation(items: list[pytest.Item]) -> None:
+    """Schemathesis 4.32 on pytest 9.2 gives every operation's test one node id
+    (`test_every_answer_conforms`, nine times). pytest-xdist schedules by node id, so it ran
+    one of them and dropped the others; `-k` and the reports could not tell them apart
+    either. Each gets its operation as its parameter: `…[GET /get_contacts]`."""
+    for item in items:
+        label = getattr(item, "operation_label", None)
+        if label is not None and item._id.params is None:  # type: ignore[attr-defined]
+            item._id = item._id.with_params(label)  # type: ignore[attr-defined]
+
+
+def _fastest_first_when_mutating(items: list[pytest.Item]) -> None:
     """In the mutation run, the fastest tests first: mutmut hands a mutant's tests over
     unordered and stops at the first failure, so a killed mutant then dies early. The
     durations are those of mutmut's own clean run (in its working directory)."""

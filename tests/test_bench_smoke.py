@@ -12,14 +12,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.timeout(600)  # a 20-second benchmark run in processes of its own; ~50 s under load
+# B1..B12 at tiny sizes in processes of their own: about 2.5 minutes on 2 cores beside other
+# work (B3 alone 40 s), more under load; 240 s was too tight once the suite ran on 2 workers.
+@pytest.mark.timeout(600)
 def test_bench_smoke_run_reports_every_benchmark(tmp_path: Path) -> None:
     """It pins that the benchmark harness keeps working: `python -m bench --smoke` runs
     the sandbox and the service in their own processes, exits 0 and prints a table row
     for each of B1..B6. No timing is asserted: speed is the harness's report, not a test."""
     result = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--json", str(tmp_path / "smoke.json")],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
+        cwd=ROOT, capture_output=True, text=True, timeout=540,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
