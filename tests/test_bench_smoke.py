@@ -12,8 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-# B1..B12 at tiny sizes in processes of their own: about 2.5 minutes on 2 cores beside other
-# work (B3 alone 40 s), more under load; 240 s was too tight once the suite ran on 2 workers.
+# Every benchmark (B1..B16) at tiny sizes in processes of their own: about 2.5 minutes on 2
+# cores beside other work, 5 at load 3 (B10 alone 112 s); 240 s was too tight.
 @pytest.mark.timeout(600)
 def test_bench_smoke_run_reports_every_benchmark(tmp_path: Path) -> None:
     """It pins that the benchmark harness keeps working: `python -m bench --smoke` runs
