@@ -426,6 +426,25 @@ def test_the_client_lowers_a_budget_on_hubspots_429_and_raises_it_on_answers(
         f"after a 429 and an answer: general {general}/s, search {search}")
 
 
+def test_a_search_429_lowers_searchs_budget_only(sandbox: Sandbox, sandbox_server: SandboxServer) -> None:
+    """A 429 on a search lowers search's budget (which then spaces its calls: a rate, no
+    longer None) and not the general one; the search HubSpot then answers gives a little
+    back, and the page is read."""
+    settings = Settings(token=sandbox.token, base_url=sandbox_server.url, general_rate_per_10s=100,
+                        search_rate_per_second=5, retry_initial_wait=0.01)
+    client = HubSpotClient(settings)
+    sandbox.inject(Fault(endpoint="search", kind="rate_limit", times=1))
+    contacts = standard_types(settings.modified_property, {})["contacts"]
+    try:
+        page = client.search(contacts, {"limit": 10, "properties": ["email"]})
+    finally:
+        client.close()
+    general, search = client._general_budget.per_second, client._search_budget.per_second  # noqa: SLF001
+    assert len(page.records) == 10, f"{len(page.records)} records after the retry"
+    assert search == pytest.approx(5 * (DECREASE + RECOVERY_PER_SUCCESS)) and general == pytest.approx(10), (
+        f"after a search 429 and an answer: search {search}/s, general {general}/s")
+
+
 def test_the_daily_cap_does_not_lower_a_budget(sandbox: Sandbox, sandbox_server: SandboxServer) -> None:
     """HubSpot's DAILY 429 is the day's allowance used up, not a burst: no slower rate helps,
     so the budget keeps its rate for the next day's calls (and the call is not retried)."""
