@@ -32,6 +32,7 @@ FAILURE_SECONDS = 60.0  # a failed schemas read answers for this long: one call,
 # HubSpot's formats, as openapi.yaml's objectType pattern gives them: the schemas list is
 # read from the network, and its values become URL paths and the keys types are found by.
 CUSTOM_ID = re.compile(r"2-[0-9]{1,12}")
+STANDARD_ID = re.compile(r"0-[0-9]{1,12}")  # HubSpot's own types: no custom object is named so
 CUSTOM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}")  # HubSpot: letters, digits, _; a letter first
 QUALIFIED_NAME = re.compile(r"p[0-9]{1,12}_[A-Za-z][A-Za-z0-9_]{0,99}")
 
@@ -238,6 +239,8 @@ class ObjectTypes:
         custom object made a moment ago is found and a scan of names costs little."""
         if name in self._standard_names:
             return self._standard_names[name]
+        if STANDARD_ID.fullmatch(name):  # not one of HubSpot's types, and no custom object
+            raise UnknownObjectType(name, [*self._standard.values(), *self._customs_if_readable()])
         custom = self._customs(self._cache_seconds)
         found = _named(custom, name)
         if found is None:
@@ -246,6 +249,15 @@ class ObjectTypes:
         if found is None:
             raise UnknownObjectType(name, [*self._standard.values(), *custom])
         return found
+
+    def _customs_if_readable(self) -> list[ObjectType]:
+        """The custom types for a 404's listing, or none if HubSpot's schemas cannot be read
+        (a token without `SCHEMAS_SCOPE` is no reason to fail a name that is no custom
+        object's)."""
+        try:
+            return self._customs(self._cache_seconds)
+        except Exception:  # the reader's errors belong to the HubSpot layer; a listing does without
+            return []
 
     def _customs(self, max_age: float) -> list[ObjectType]:
         """The custom types, read again if older than ``max_age``. A failed read is

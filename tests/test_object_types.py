@@ -193,6 +193,15 @@ class TestNames:
             assert shown in detail, f"{shown!r} not in the 404: {detail}"
         assert len(detail) < LISTED_CHARS + 200, f"a 404 of {len(detail)} characters"
 
+    def test_an_unknown_object_type_id_is_a_404_even_without_the_schemas_scope(
+            self, service: TestClient, sandbox: Sandbox) -> None:
+        """`0-…` names only HubSpot's own types, so an unknown one is a 404 listing the
+        standard types whether or not the token may read the custom objects' schemas, not
+        a 502 asking for a scope the name does not need."""
+        sandbox.scopes -= {"crm.schemas.custom.read"}
+        detail = problem(service, "/objects/0-999", 404)["detail"]
+        assert "contacts (0-1)" in detail and "leads (0-136)" in detail, detail
+
     def test_associations_by_object_type_id(self, service: TestClient, sandbox: Sandbox) -> None:
         """`associations=` takes every name `objectType` does: by objectTypeId the same
         associations, under the type's name, as by name; a lead carries its contacts."""
