@@ -406,7 +406,7 @@ class TestParsersOnRandomShapes:
         for archived in (False, True):
             page = value_or_hubspot_error(lambda archived=archived: owner_page(data, 0, 1, archived))
             if page is not None:
-                assert all(0 < owner.id <= MAX_ID for owner in page.owners), page
+                assert all(0 < owner.id <= MAX_ID for owner in page.records), page
             value_or_hubspot_error(lambda archived=archived: property_definitions(data, deals, archived))
         value_or_hubspot_error(lambda: pipelines(data, deals))
         value_or_hubspot_error(lambda: property_groups(data, deals))

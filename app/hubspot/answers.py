@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..object_types import MERGED_PROPERTY, ObjectType, Schema
 from ..redact import quote
@@ -85,14 +85,21 @@ class ArchivedRecord:
     modified_ms: int | None
 
 
-@dataclass(frozen=True)
-class ArchivedPage:
-    """One page of the archived listing, and where the next one begins (None: the last)."""
+Listed = TypeVar("Listed")
 
-    records: list[ArchivedRecord]
+
+@dataclass(frozen=True)
+class CursorPage(Generic[Listed]):
+    """One page of a list HubSpot pages by cursor (the archived listing, the owners), and
+    where the next one begins (None: the last)."""
+
+    records: list[Listed]
     after: str | None
     server_ms: int
     calls: int = 1
+
+
+ArchivedPage = CursorPage[ArchivedRecord]
 
 
 @dataclass(frozen=True, slots=True)
@@ -538,14 +545,7 @@ class Owner:
     data: Json  # HubSpot's owner as it came (names, e-mail, teams): what Sesam gets
 
 
-@dataclass(frozen=True)
-class OwnerPage:
-    """One page of the owners API, and where the next begins (None: the last)."""
-
-    owners: list[Owner]
-    after: str | None
-    server_ms: int
-    calls: int = 1
+OwnerPage = CursorPage[Owner]  # a page of the owners API
 
 
 @dataclass(frozen=True, slots=True)

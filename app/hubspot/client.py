@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 import requests
@@ -38,7 +38,16 @@ from ..metrics import NO_TYPE, Metrics
 from ..object_types import ID_PROPERTY, SCHEMAS_SCOPE, ObjectType, Schema
 from ..redact import Redactor, quote
 from . import answers
-from .answers import ArchivedPage, Associations, Histories, OwnerPage, Pipeline, PropertyDefinition, SearchPage
+from .answers import (
+    ArchivedPage,
+    Associations,
+    CursorPage,
+    Histories,
+    OwnerPage,
+    Pipeline,
+    PropertyDefinition,
+    SearchPage,
+)
 from .budget import Budget, RateWindow, search_budget
 from .errors import HubSpotError
 from .transport import CURRENT, AnswerTooLarge, AnswerTooSlow, BoundedAdapter, Watch, read_bounded
@@ -380,16 +389,11 @@ class HubSpotClient:
         return quote(self._redactor.text(str(text)))
 
 
-class _Paged(Protocol):
-    @property
-    def after(self) -> str | None:
-        """Where the next page begins; None: this is the last."""
+Listed = TypeVar("Listed")
 
 
-PageT = TypeVar("PageT", bound=_Paged)
-
-
-def _cursor_pages(what: str, most: int, read: Callable[[str | None, int], PageT]) -> Iterator[PageT]:
+def _cursor_pages(what: str, most: int,
+                  read: Callable[[str | None, int], CursorPage[Listed]]) -> Iterator[CursorPage[Listed]]:
     """The pages ``read(after, pages_read)`` gives, each from the cursor the one before gave,
     until one gives none. Stops with a 502 where HubSpot's paging of ``what`` does not end: a
     cursor it gave before, or more than ``most`` pages."""

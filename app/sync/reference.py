@@ -113,7 +113,7 @@ class Reference:
         for page in self._client.owner_pages(archived):
             stats.count_calls(page.calls)
             first_ms = page.server_ms if first_ms is None else min(first_ms, page.server_ms)
-            found.update((owner.id, owner) for owner in page.owners)
+            found.update((owner.id, owner) for owner in page.records)
         assert first_ms is not None  # owner_pages yields at least one page or raises
         return list(found.values()), first_ms
 
