@@ -775,22 +775,21 @@ def b12_hubspots_limits(sizes: Sizes, notes: list[str]) -> list[Row]:
         live = len(sandbox.truth()["live"])
         for _ in range(B12_EXPORT_RUNS if sizes == FULL else 1):  # interleaved: the load falls on each alike
             for how, kept in runs.items():
-                limited = how != "reference"
-                sandbox.configure(latency, SEARCH_LIMIT if limited else None, GENERAL_LIMIT)
+                sandbox.configure(latency, None if how == "reference" else SEARCH_LIMIT, GENERAL_LIMIT)
                 sandbox.admin("POST", "config", {"search_window": "sliding", "search_jitter_ms": B12_JITTER_MS})
                 run = export_at_the_limit(sandbox, budget, adaptive=how != "plain")
                 expect(run["entities"], live, f"B12 export, {how}", notes)
                 kept.append(run)
-    reference = sum(run["entities"] for run in runs["reference"]) / sum(run["seconds"] for run in runs["reference"])
+    reference = pooled_rate(runs["reference"])
     window = (f"HubSpot {SEARCH_LIMIT}/s counting arrivals in a sliding second (inclusive, ms stamps, "
               f"0-{B12_JITTER_MS} ms arrival jitter)")
     for how, label in (("adaptive", "adaptive"), ("plain", "not adaptive (the plain limiter)")):
         done = runs[how]
         searches, refused = sum(run["searches"] for run in done), sum(run["refused"] for run in done)
-        speed = sum(run["entities"] for run in done) / sum(run["seconds"] for run in done)
+        speed = pooled_rate(done)
         ratio = speed / reference
         each = ", ".join(str(run["refused"]) for run in done)
-        rows.append(Row("B12", f"{len(done)} exports of {n:,} over HTTP at {budget}/s, {label}, {latency} ms "
+        rows.append(Row("B12", f"{plural(len(done), 'export')} of {n:,} over HTTP at {budget}/s, {label}, {latency} ms "
                         f"latency, {window}",
                         f"{plural(refused, '429')} of {searches} searches ({each}), {rate(speed)}",
                         f"{rate(reference)}: the same exports with no search limit at HubSpot", f"{ratio:.2f}",
@@ -799,6 +798,11 @@ def b12_hubspots_limits(sizes: Sizes, notes: list[str]) -> list[Row]:
                         {"contacts": n, "ratio": ratio, "reference_rate": reference, "rate": speed,
                          "searches": searches, "refused": refused, "runs": done, "reference_runs": runs["reference"]}))
     return rows
+
+
+def pooled_rate(runs: list[dict[str, Any]]) -> float:
+    """Entities a second over several exports together."""
+    return sum(run["entities"] for run in runs) / sum(run["seconds"] for run in runs)
 
 
 # The arrival jitter of B12 (b)'s sandbox: each search reaches its limit 0..this many ms after

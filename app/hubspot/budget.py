@@ -89,8 +89,8 @@ class Budget:
         self._ceiling = per_second  # the configured rate, or HubSpot's if it announced less
         self._share = 1.0  # of the ceiling, lowered on 429s and raised again on successes
         self._lowered_at = -math.inf  # monotonic time of the last lowering
-        # When the last ``burst`` calls left (monotonic s), oldest first.
         self._margin = getattr(limiter, "buffer_ms", 0) / 1000  # what pyrate-limiter adds to a window
+        # When the last ``burst`` calls left (monotonic s), oldest first.
         self._sent: deque[float] = deque(maxlen=burst)
         self._spaced_at_full_rate = spaced_at_full_rate
         self._adaptive = adaptive
